@@ -1,0 +1,26 @@
+# gist: the two commands.
+#   make serve   prepare everything (libtorch, default models, grpcurl), build, serve on 127.0.0.1:50051
+#   make test    prepare everything, then run the whole test suite
+# Both are idempotent; downloads are cached in ~/.cache/gist.
+
+CARGO ?= cargo
+LISTEN ?= 127.0.0.1:50051
+
+.PHONY: serve test setup build lint
+
+serve: setup
+	$(CARGO) build --release --locked
+	./target/release/gist serve --listen $(LISTEN) --models models
+
+test: setup
+	$(CARGO) test --locked
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --locked
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings

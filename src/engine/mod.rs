@@ -1,0 +1,132 @@
+//! The model side of gist: a synchronous [`Engine`] trait and its implementations.
+//!
+//! Engines are plain blocking code owned by one thread (see `worker`), never called from
+//! the async runtime. They speak gist's own types, so another runtime (ONNX, candle) could
+//! replace rust-bert without touching the service.
+
+pub mod fake;
+pub mod rust_bert;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::text::entities::WordTag;
+
+/// A loaded model, as reported to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelInfo {
+    /// Name from the manifest.
+    pub name: String,
+    /// Architecture (config.json `model_type`), e.g. "bert", "bart".
+    pub architecture: String,
+    /// Longest input the model sees at once, in its tokens.
+    pub max_input_tokens: usize,
+}
+
+/// What an engine can do: one entry per loaded model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EngineInfo {
+    /// Sentence encoder used for extractive key points.
+    pub encoder: Option<ModelInfo>,
+    /// Token classifier used for named entities.
+    pub ner: Option<ModelInfo>,
+    /// Sequence-to-sequence model used for abstractive summaries.
+    pub summarizer: Option<ModelInfo>,
+}
+
+/// A sentence embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    /// Unit-length vector.
+    pub vector: Vec<f32>,
+    /// Model tokens of the sentence, special tokens included.
+    pub tokens: usize,
+    /// True when the sentence was longer than the encoder window and was cut.
+    pub truncated: bool,
+}
+
+/// The word tags of one text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tagged {
+    /// One entry per word, offsets in code points of the text.
+    pub words: Vec<WordTag>,
+    /// Model tokens of the text (sub-words, without special tokens).
+    pub tokens: usize,
+}
+
+/// Decoding settings for one abstractive summary, already validated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Generation {
+    /// Minimum length in tokens.
+    pub min_length: usize,
+    /// Maximum length in tokens.
+    pub max_length: usize,
+    /// Beam width.
+    pub num_beams: usize,
+    /// Exponential length penalty.
+    pub length_penalty: f32,
+    /// Size of n-grams that may not repeat (0 allows all).
+    pub no_repeat_ngram_size: usize,
+}
+
+/// One generated summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// The generated text, white space trimmed.
+    pub text: String,
+    /// Model tokens of the input.
+    pub input_tokens: usize,
+    /// True when the input was longer than the model window and was cut.
+    pub truncated: bool,
+}
+
+/// A set of loaded models. Implementations are synchronous and owned by one thread.
+pub trait Engine {
+    /// The loaded models.
+    fn info(&self) -> &EngineInfo;
+
+    /// Embed sentences with the encoder.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`] without an encoder; [`crate::Error::Inference`] when
+    /// the model fails.
+    fn embed(&mut self, sentences: &[&str]) -> Result<Vec<Embedding>>;
+
+    /// Tag the words of texts with the token classifier, covering each text completely.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`] without a NER model; [`crate::Error::Inference`].
+    fn tag(&mut self, texts: &[&str]) -> Result<Vec<Tagged>>;
+
+    /// Write a summary of each text with the summarization model.
+    ///
+    /// # Errors
+    /// [`crate::Error::FailedPrecondition`] without a summarization model;
+    /// [`crate::Error::Inference`].
+    fn generate(&mut self, texts: &[&str], options: &Generation) -> Result<Vec<Generated>>;
+}
+
+/// Build the engine the CLI settings ask for. Call it on the model thread.
+///
+/// # Errors
+/// [`crate::Error::Manifest`] or [`crate::Error::ModelLoad`].
+pub fn load(args: &crate::cli::ModelArgs) -> Result<Box<dyn Engine>> {
+    use crate::cli::{DeviceKind, EngineKind};
+    if args.threads > 0 {
+        tch::set_num_threads(args.threads as i32);
+    }
+    match args.engine {
+        EngineKind::Fake => Ok(Box::new(fake::FakeEngine::new())),
+        EngineKind::RustBert => {
+            let manifest = crate::manifest::Manifest::load(&args.models)?;
+            let device = match args.device {
+                DeviceKind::Auto => tch::Device::cuda_if_available(),
+                DeviceKind::Cpu => tch::Device::Cpu,
+                DeviceKind::Cuda => tch::Device::Cuda(0),
+            };
+            Ok(Box::new(rust_bert::RustBertEngine::load(
+                &manifest, device,
+            )?))
+        }
+    }
+}

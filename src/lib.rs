@@ -1,0 +1,29 @@
+//! gist: key points and named entities from articles, served over gRPC.
+//!
+//! Module map:
+//! - [`pb`]: the generated `gist.v1` API and its descriptor set.
+//! - [`api`]: request validation against [`api::Limits`], and result → message conversion.
+//! - [`service`]: the tonic service impls (validate, enqueue, convert).
+//! - [`server`]: `serve(listener, state, args, shutdown)`: health, reflection, limits.
+//! - [`worker`]: the model thread, its bounded queue and lifecycle.
+//! - [`tasks`]: the key-point and entity pipelines the model thread runs.
+//! - [`engine`]: the synchronous model trait; rust-bert and fake implementations.
+//! - [`manifest`]: `models/models.toml`, the models to load.
+//! - [`text`]: pure text functions: sentences, offsets, entity merging, ranking.
+//! - [`cli`]: command-line flags (clap), each with a `GIST_*` variable.
+//! - [`error`]: the error type and its gRPC status mapping.
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod manifest;
+pub mod pb;
+pub mod server;
+pub mod service;
+pub mod tasks;
+pub mod text;
+pub mod worker;
+
+pub use error::{Error, Result};

@@ -1,0 +1,125 @@
+//! The `gist` binary: parse flags, set up logging, dispatch to a command.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::Context;
+use clap::Parser;
+use gist::cli::{
+    Cli, Command, EntitiesArgs, LogFormat, ModeArg, ModelArgs, ServeArgs, SummarizeArgs,
+};
+use gist::{api, pb, server, service, worker};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log.log_format);
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Summarize(args) => summarize(args).await,
+        Command::Entities(args) => entities(args).await,
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn spawn_worker(model: ModelArgs, args: worker::WorkerArgs) -> worker::Worker {
+    worker::Worker::spawn(move || gist::engine::load(&model), args)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing::info!(config = %serde_json::to_string(&args)?, "starting gist");
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "listening (models load in the background; health says when each service is SERVING)");
+    let worker = spawn_worker(args.model.clone(), args.worker);
+    let state = service::AppState {
+        worker,
+        limits: args.limits,
+    };
+    server::serve(listener, state, args.server, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received");
+}
+
+fn read_input(path: Option<&Path>) -> anyhow::Result<String> {
+    match path {
+        Some(p) if p != Path::new("-") => {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+        }
+        _ => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read stdin")?;
+            Ok(text)
+        }
+    }
+}
+
+async fn summarize(args: SummarizeArgs) -> anyhow::Result<()> {
+    let text = read_input(args.input.as_deref())?;
+    let mode = match args.mode {
+        ModeArg::Auto => pb::SummaryMode::Auto,
+        ModeArg::Extractive => pb::SummaryMode::Extractive,
+        ModeArg::Abstractive => pb::SummaryMode::Abstractive,
+    };
+    let request = pb::SummarizeRequest {
+        text,
+        mode: mode as i32,
+        max_key_points: args.max_key_points,
+        ..Default::default()
+    };
+    let job = api::summarize_job(request, &api::Limits::default())?;
+    let worker = spawn_worker(args.model, worker::WorkerArgs::default());
+    worker.ready().await?;
+    let summary = worker.summarize(job).await?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+async fn entities(args: EntitiesArgs) -> anyhow::Result<()> {
+    let text = read_input(args.input.as_deref())?;
+    let request = pb::ExtractEntitiesRequest {
+        text,
+        min_score: args.min_score,
+        labels: args.labels,
+        ..Default::default()
+    };
+    let job = api::entities_job(request, &api::Limits::default())?;
+    let worker = spawn_worker(args.model, worker::WorkerArgs::default());
+    worker.ready().await?;
+    let entities = worker.extract_entities(job).await?;
+    println!("{}", serde_json::to_string_pretty(&entities)?);
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! Merging word-level tags (B-PER, I-PER, O…) into entities with exact offsets.
+//!
+//! This is the "simple" aggregation of Hugging Face pipelines: an entity starts at a B- tag,
+//! or at an I- tag whose type differs from the open entity, and continues over I- tags of
+//! its type. Plain labels ("PER") and BIOES (S-, E-) are accepted too.
+
+use serde::Serialize;
+use unicode_segmentation::UnicodeSegmentation;
+
+use super::offsets::{CharMap, Span};
+
+/// One word as tagged by a token classifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WordTag {
+    /// Start of the word in the input, in code points.
+    pub start: usize,
+    /// End (exclusive) of the word in the input, in code points.
+    pub end: usize,
+    /// The model's label: "O", "B-PER", "I-LOC", …
+    pub label: String,
+    /// Probability of that label, in [0, 1].
+    pub score: f32,
+}
+
+/// A named entity of the input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entity {
+    /// Exactly the input slice covered by `span`.
+    pub text: String,
+    /// Entity type without a B-/I- prefix.
+    pub label: String,
+    /// Mean score of its words.
+    pub score: f32,
+    /// Where it is, in code points and bytes.
+    #[serde(flatten)]
+    pub span: Span,
+}
+
+enum Tag<'a> {
+    Outside,
+    Begin(&'a str),
+    Inside(&'a str),
+}
+
+fn parse(label: &str) -> Tag<'_> {
+    if label == "O" || label.is_empty() {
+        return Tag::Outside;
+    }
+    match label.split_once('-') {
+        Some(("B" | "S", kind)) => Tag::Begin(kind),
+        Some(("I" | "E", kind)) => Tag::Inside(kind),
+        _ => Tag::Inside(label),
+    }
+}
+
+/// Merge tagged words (in input order) into entities of `text`. Words whose offsets do not
+/// fall inside `text` are ignored rather than trusted. Entity spans are widened to whole
+/// grapheme clusters: uncased tokenizers drop combining marks ("café" written with U+0301)
+/// from their offsets, and an entity must never end inside a user-perceived character.
+pub fn merge(text: &str, words: &[WordTag]) -> Vec<Entity> {
+    struct Open<'a> {
+        kind: &'a str,
+        start: usize,
+        end: usize,
+        scores: Vec<f32>,
+    }
+    let map = CharMap::new(text);
+    let graphemes: Vec<usize> = text
+        .grapheme_indices(true)
+        .map(|(b, _)| b)
+        .chain(std::iter::once(text.len()))
+        .collect();
+    let widen = |span: Span| -> Span {
+        let start = graphemes[graphemes.partition_point(|&b| b <= span.byte_start) - 1];
+        let end = graphemes[graphemes.partition_point(|&b| b < span.byte_end)];
+        Span::from_bytes(&map, start, end).unwrap_or(span)
+    };
+    let mut out = Vec::new();
+    let mut open: Option<Open> = None;
+    let close = |open: Option<Open>, out: &mut Vec<Entity>| {
+        if let Some(o) = open {
+            if let Some(span) = Span::from_chars(&map, o.start, o.end) {
+                let span = widen(span).trim(text);
+                if !span.is_empty() {
+                    out.push(Entity {
+                        text: span.slice(text).to_string(),
+                        label: o.kind.to_string(),
+                        score: o.scores.iter().sum::<f32>() / o.scores.len() as f32,
+                        span,
+                    });
+                }
+            }
+        }
+    };
+    for word in words {
+        if word.start >= word.end || word.end > map.char_len() {
+            continue;
+        }
+        match parse(&word.label) {
+            Tag::Outside => close(open.take(), &mut out),
+            Tag::Inside(kind)
+                if open
+                    .as_ref()
+                    .is_some_and(|o| o.kind == kind && o.end <= word.start) =>
+            {
+                let o = open.as_mut().expect("checked by the guard");
+                o.end = word.end;
+                o.scores.push(word.score);
+            }
+            Tag::Begin(kind) | Tag::Inside(kind) => {
+                close(open.take(), &mut out);
+                open = Some(Open {
+                    kind,
+                    start: word.start,
+                    end: word.end,
+                    scores: vec![word.score],
+                });
+            }
+        }
+    }
+    close(open, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tag each whitespace-separated word of `text` with the given labels.
+    fn tag(text: &str, labels: &[&str]) -> Vec<WordTag> {
+        let mut words = Vec::new();
+        let mut start = None;
+        for (i, c) in text.chars().chain(std::iter::once(' ')).enumerate() {
+            match (c.is_whitespace(), start) {
+                (false, None) => start = Some(i),
+                (true, Some(s)) => {
+                    words.push((s, i));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(words.len(), labels.len(), "test labels for {text:?}");
+        words
+            .into_iter()
+            .zip(labels)
+            .map(|((start, end), label)| WordTag {
+                start,
+                end,
+                label: label.to_string(),
+                score: 0.5,
+            })
+            .collect()
+    }
+
+    fn merged(text: &str, labels: &[&str]) -> Vec<(String, String)> {
+        merge(text, &tag(text, labels))
+            .into_iter()
+            .map(|e| (e.text, e.label))
+            .collect()
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn bio_sequences_merge_into_entities() {
+        let text = "Prime Minister Imran Khan met Li Keqiang in Islamabad";
+        let got = merged(
+            text,
+            &[
+                "O", "O", "B-PER", "I-PER", "O", "B-PER", "I-PER", "O", "B-LOC",
+            ],
+        );
+        assert_eq!(
+            got,
+            pairs(&[
+                ("Imran Khan", "PER"),
+                ("Li Keqiang", "PER"),
+                ("Islamabad", "LOC")
+            ])
+        );
+    }
+
+    #[test]
+    fn adjacent_b_tags_start_new_entities() {
+        let got = merged("Pakistan China talks", &["B-LOC", "B-LOC", "O"]);
+        assert_eq!(got, pairs(&[("Pakistan", "LOC"), ("China", "LOC")]));
+    }
+
+    #[test]
+    fn stray_inside_tags_open_an_entity_and_type_changes_split() {
+        let got = merged(
+            "the National Institute of Health Pakistan",
+            &["O", "I-ORG", "I-ORG", "I-ORG", "I-ORG", "I-LOC"],
+        );
+        assert_eq!(
+            got,
+            pairs(&[("National Institute of Health", "ORG"), ("Pakistan", "LOC")])
+        );
+    }
+
+    #[test]
+    fn plain_and_bioes_labels() {
+        assert_eq!(
+            merged("Xi Jinping spoke", &["PER", "PER", "O"]),
+            pairs(&[("Xi Jinping", "PER")])
+        );
+        assert_eq!(
+            merged(
+                "Xi Jinping spoke to Gwadar",
+                &["B-PER", "E-PER", "O", "O", "S-LOC"]
+            ),
+            pairs(&[("Xi Jinping", "PER"), ("Gwadar", "LOC")])
+        );
+    }
+
+    #[test]
+    fn offsets_are_exact_with_quotes_emoji_cjk_and_combining_marks() {
+        let text = "“Khan” 🚀 met 李克强 at Café\u{301} Noir";
+        let entities = merge(
+            text,
+            &tag(text, &["B-PER", "O", "O", "B-PER", "O", "B-LOC", "I-LOC"]),
+        );
+        let chars: Vec<char> = text.chars().collect();
+        let got: Vec<&str> = entities.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(got, ["“Khan”", "李克强", "Café\u{301} Noir"]);
+        for e in &entities {
+            assert_eq!(&text[e.span.byte_start..e.span.byte_end], e.text);
+            assert_eq!(
+                chars[e.span.start..e.span.end].iter().collect::<String>(),
+                e.text
+            );
+        }
+        assert_eq!((entities[1].span.start, entities[1].span.end), (13, 16));
+        assert_eq!(
+            (entities[1].span.byte_start, entities[1].span.byte_end),
+            (20, 29)
+        );
+    }
+
+    #[test]
+    fn spans_never_split_a_grapheme_cluster() {
+        // An uncased tokenizer reports "cafe" for "café" written with a combining accent,
+        // and a word inside an emoji ZWJ sequence.
+        let text = "Cafe\u{301} 👩\u{200d}🚀 crew";
+        let words = vec![
+            WordTag {
+                start: 0,
+                end: 4,
+                label: "B-ORG".into(),
+                score: 0.9,
+            },
+            WordTag {
+                start: 6,
+                end: 7,
+                label: "B-MISC".into(),
+                score: 0.9,
+            },
+        ];
+        let got: Vec<String> = merge(text, &words).into_iter().map(|e| e.text).collect();
+        assert_eq!(got, ["Cafe\u{301}", "👩\u{200d}🚀"]);
+    }
+
+    #[test]
+    fn scores_are_averaged_and_bad_offsets_ignored() {
+        let text = "Imran Khan";
+        let words = vec![
+            WordTag {
+                start: 0,
+                end: 5,
+                label: "B-PER".into(),
+                score: 0.9,
+            },
+            WordTag {
+                start: 6,
+                end: 10,
+                label: "I-PER".into(),
+                score: 0.7,
+            },
+            WordTag {
+                start: 8,
+                end: 99,
+                label: "B-LOC".into(),
+                score: 1.0,
+            },
+        ];
+        let e = merge(text, &words);
+        assert_eq!(e.len(), 1);
+        assert!((e[0].score - 0.8).abs() < 1e-6);
+        assert!(merge("", &words).is_empty());
+    }
+}

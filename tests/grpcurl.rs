@@ -1,0 +1,120 @@
+//! The real client users test with: grpcurl 1.8.6 (reflection v1alpha) against a server
+//! running the default models, driven exactly as the README shows.
+
+mod common;
+
+use std::process::Command;
+
+use gist::worker::{Worker, WorkerArgs};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_lists_services_and_summarizes_the_khan_li_article() {
+    let models = common::default_models();
+    let model_args = gist::cli::ModelArgs {
+        models,
+        engine: gist::cli::EngineKind::RustBert,
+        device: gist::cli::DeviceKind::Cpu,
+        threads: 0,
+    };
+    let worker = Worker::spawn(
+        move || gist::engine::load(&model_args),
+        WorkerArgs::default(),
+    );
+    worker.ready().await.unwrap();
+    let server = common::TestServer::start(worker, gist::api::Limits::default()).await;
+    let addr = server.addr.to_string();
+    let grpcurl = common::grpcurl();
+
+    let list = tokio::task::spawn_blocking({
+        let (grpcurl, addr) = (grpcurl.clone(), addr.clone());
+        move || {
+            Command::new(grpcurl)
+                .args(["-plaintext", &addr, "list"])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success(),
+        "grpcurl list failed: {}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    for service in [
+        "gist.v1.EntityExtractor",
+        "gist.v1.Summarizer",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == service),
+            "{service} missing from:\n{stdout}"
+        );
+    }
+
+    // The README's command: grpcurl -plaintext -d @ ADDR gist.v1.Summarizer/Summarize < examples/request.json
+    let call = tokio::task::spawn_blocking({
+        let (grpcurl, addr) = (grpcurl.clone(), addr.clone());
+        move || {
+            let request =
+                std::fs::File::open(common::repo().join("examples/request.json")).unwrap();
+            Command::new(grpcurl)
+                .args([
+                    "-plaintext",
+                    "-d",
+                    "@",
+                    &addr,
+                    "gist.v1.Summarizer/Summarize",
+                ])
+                .stdin(request)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        call.status.success(),
+        "grpcurl Summarize failed: {}",
+        String::from_utf8_lossy(&call.stderr)
+    );
+    let response: serde_json::Value = serde_json::from_slice(&call.stdout).unwrap();
+    assert_eq!(response["id"], "khan-li-call");
+    assert_eq!(response["mode"], "SUMMARY_MODE_EXTRACTIVE");
+    let text = common::khan_li();
+    let chars: Vec<char> = text.chars().collect();
+    let key_points = response["keyPoints"].as_array().unwrap();
+    assert_eq!(key_points.len(), 3);
+    for k in key_points {
+        let (start, end) = (
+            k["start"].as_u64().unwrap() as usize,
+            k["end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(
+            chars[start..end].iter().collect::<String>(),
+            k["text"].as_str().unwrap()
+        );
+    }
+
+    // Health through grpcurl, as a load balancer probe would.
+    let health = tokio::task::spawn_blocking(move || {
+        Command::new(grpcurl)
+            .args([
+                "-plaintext",
+                "-d",
+                r#"{"service":"gist.v1.Summarizer"}"#,
+                &addr,
+                "grpc.health.v1.Health/Check",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&health.stdout).contains("\"SERVING\""),
+        "{}",
+        String::from_utf8_lossy(&health.stdout)
+    );
+}
