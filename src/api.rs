@@ -232,6 +232,8 @@ pub fn summarize_response(id: String, s: Summary) -> pb::SummarizeResponse {
                 text: k.text,
                 start: k.span.map(|s| u32_of(s.start)),
                 end: k.span.map(|s| u32_of(s.end)),
+                byte_start: k.span.map(|s| u32_of(s.byte_start)),
+                byte_end: k.span.map(|s| u32_of(s.byte_end)),
                 score: k.score,
             })
             .collect(),

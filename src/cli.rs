@@ -31,6 +31,33 @@ pub enum Command {
     Summarize(SummarizeArgs),
     /// Extract the named entities of a file (or stdin) in-process and print them as JSON.
     Entities(EntitiesArgs),
+    /// Measure the models with the field's standard scores.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+/// `gist eval …`.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Entity-level precision, recall and F1 (seqeval definition) on a CoNLL file, through
+    /// the ExtractEntities pipeline.
+    Ner(EvalNerArgs),
+}
+
+/// `gist eval ner`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalNerArgs {
+    /// CoNLL file: `TOKEN … TAG` per line, blank lines between sentences.
+    pub conll: PathBuf,
+    /// Sentences per forward pass.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Also write the scores as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Models.
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 /// Log output.

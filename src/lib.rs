@@ -12,12 +12,14 @@
 //! - [`text`]: pure text functions: sentences, offsets, entity merging, ranking.
 //! - [`cli`]: command-line flags (clap), each with a `GIST_*` variable.
 //! - [`error`]: the error type and its gRPC status mapping.
+//! - [`eval`]: evaluation commands: entity-level P/R/F1 on CoNLL files.
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod cli;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod manifest;
 pub mod pb;
 pub mod server;

@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Parser;
 use gist::cli::{
-    Cli, Command, EntitiesArgs, LogFormat, ModeArg, ModelArgs, ServeArgs, SummarizeArgs,
+    Cli, Command, EntitiesArgs, EvalCommand, EvalNerArgs, LogFormat, ModeArg, ModelArgs, ServeArgs,
+    SummarizeArgs,
 };
 use gist::{api, pb, server, service, worker};
 
@@ -18,6 +19,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Summarize(args) => summarize(args).await,
         Command::Entities(args) => entities(args).await,
+        Command::Eval(EvalCommand::Ner(args)) => {
+            tokio::task::spawn_blocking(move || eval_ner(args)).await?
+        }
     }
 }
 
@@ -121,5 +125,39 @@ async fn entities(args: EntitiesArgs) -> anyhow::Result<()> {
     worker.ready().await?;
     let entities = worker.extract_entities(job).await?;
     println!("{}", serde_json::to_string_pretty(&entities)?);
+    Ok(())
+}
+
+fn eval_ner(args: EvalNerArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.conll)
+        .with_context(|| format!("cannot read {}", args.conll.display()))?;
+    let sentences = gist::eval::ner::parse_conll(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.conll.display()))?;
+    let mut engine = gist::engine::load(&args.model)?;
+    let model = engine
+        .info()
+        .ner
+        .clone()
+        .context("no NER model in the manifest")?;
+    tracing::info!(sentences = sentences.len(), model = %model.name, "evaluating");
+    let started = std::time::Instant::now();
+    let total = sentences.len();
+    let report = gist::eval::ner::evaluate(engine.as_mut(), &sentences, args.batch, |done| {
+        if done % 640 < args.batch || done == total {
+            tracing::info!(done, total, "tagged");
+        }
+    })?;
+    println!(
+        "model {}: {} ({} sentences, {:.1} s)\n",
+        model.name,
+        args.conll.display(),
+        total,
+        started.elapsed().as_secs_f64()
+    );
+    print!("{}", report.table());
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(())
 }

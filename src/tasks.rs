@@ -205,23 +205,44 @@ pub fn summarize(engine: &mut dyn Engine, job: &SummarizeJob) -> Result<Summary>
 /// # Errors
 /// [`Error::Unavailable`] without a NER model; model errors.
 pub fn extract_entities(engine: &mut dyn Engine, job: &EntitiesJob) -> Result<Entities> {
+    extract_entities_many(engine, std::slice::from_ref(job))?
+        .pop()
+        .ok_or_else(|| Error::Internal("no entities returned".into()))
+}
+
+/// Extract the named entities of several texts in shared forward passes.
+///
+/// # Errors
+/// [`Error::Unavailable`] without a NER model; model errors.
+pub fn extract_entities_many(
+    engine: &mut dyn Engine,
+    jobs: &[EntitiesJob],
+) -> Result<Vec<Entities>> {
     let model = engine
         .info()
         .ner
         .clone()
         .ok_or_else(|| Error::Unavailable(crate::engine::rust_bert::NO_NER.into()))?;
-    let tagged = engine
-        .tag(&[&job.text])?
-        .pop()
-        .ok_or_else(|| Error::Internal("no tags returned".into()))?;
-    let entities = entities::merge(&job.text, &tagged.words)
-        .into_iter()
-        .filter(|e| e.score >= job.min_score)
-        .filter(|e| job.labels.is_empty() || job.labels.contains(&e.label))
-        .collect();
-    Ok(Entities {
-        entities,
-        model: model.name,
-        input_tokens: tagged.tokens,
-    })
+    let texts: Vec<&str> = jobs.iter().map(|j| j.text.as_str()).collect();
+    let tagged = engine.tag(&texts)?;
+    if tagged.len() != jobs.len() {
+        return Err(Error::Internal(format!(
+            "{} tag lists for {} texts",
+            tagged.len(),
+            jobs.len()
+        )));
+    }
+    Ok(jobs
+        .iter()
+        .zip(tagged)
+        .map(|(job, tagged)| Entities {
+            entities: entities::merge(&job.text, &tagged.words)
+                .into_iter()
+                .filter(|e| e.score >= job.min_score)
+                .filter(|e| job.labels.is_empty() || job.labels.contains(&e.label))
+                .collect(),
+            model: model.name.clone(),
+            input_tokens: tagged.tokens,
+        })
+        .collect())
 }

@@ -245,3 +245,32 @@ fn broken_model_folders_fail_with_the_reason() {
     .unwrap();
     assert!(gist::error::error_chain(&err).contains("\"gpt2\" are not supported"));
 }
+
+/// 5,000 words with no sentence punctuation: one overlong "sentence" that must be cut into
+/// overlapping windows. Every word is reported exactly once, in order, with exact offsets.
+#[test]
+fn overlong_sentences_are_covered_by_overlapping_windows_without_duplicates() {
+    let words: Vec<String> = (0..5000)
+        .map(|i| ["khan", "china", "li", "pakistan", "minister"][i % 5].to_string())
+        .collect();
+    let text = words.join(" ");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = ner_engine(dir.path(), Some("B-LOC"));
+    let got = entities(engine.as_mut(), &text);
+    assert_eq!(got.len(), 5000);
+    let mut pos = 0;
+    for (e, w) in got.iter().zip(&words) {
+        assert_eq!(&e.text, w);
+        assert_eq!(e.span.byte_start, pos, "word {w} at the wrong place");
+        pos = e.span.byte_end + 1;
+    }
+
+    // With every word tagged I-PER, the windows' words must join into one entity: a
+    // duplicated or missing word at a window boundary would split it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = ner_engine(dir.path(), Some("I-PER"));
+    let got = entities(engine.as_mut(), &text);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].text, text);
+}

@@ -25,11 +25,11 @@ use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ModelSpec};
 use crate::text::entities::WordTag;
 use crate::text::rank::normalize;
+use crate::text::windows::{self, Piece};
 
 /// Sentences embedded per forward pass.
 const EMBED_BATCH: usize = 32;
-/// Texts tagged per forward pass. rust-bert 0.23 misaligns results past its own batch size
-/// (64 windows), so gist never hands it more windows than this at once.
+/// Pieces tagged per forward pass.
 const TAG_BATCH: usize = 16;
 /// Target size of the sentence-aligned pieces a long text is tagged in, in model tokens.
 const TAG_PIECE_TOKENS: usize = 256;
@@ -298,7 +298,10 @@ impl Ner {
             LabelAggregationOption::First,
         );
         config.device = device;
-        config.batch_size = 64;
+        // rust-bert 0.23 misaligns results when one predict() call spans several of its
+        // batches (it indexes features from 0 in every batch): gist hands it at most
+        // TAG_BATCH pieces that each fit the window, and a batch size that always covers them.
+        config.batch_size = 4096;
         let tokenizer = TokenizerOption::from_file(
             model_type,
             path_str(&vocab)?,
@@ -325,34 +328,38 @@ impl Ner {
     }
 
     fn tag(&self, texts: &[&str]) -> Result<Vec<Tagged>> {
-        // Each text is cut into sentence-aligned pieces of a few hundred tokens: entities
-        // do not cross sentences, every piece fits the model window, and rust-bert only
-        // falls back to its own overlapping windows for a single overlong sentence.
-        let mut pieces: Vec<(usize, usize, &str)> = Vec::new(); // (text index, char offset, piece)
+        // Each text is cut into sentence-aligned pieces of a few hundred tokens (overlong
+        // sentences into overlapping windows), so every piece fits the model window and
+        // rust-bert never windows on its own; each piece reports only the words it keeps.
+        let budget = TAG_PIECE_TOKENS.min(self.max_tokens.saturating_sub(2).max(8));
+        let count = |s: &str| self.tokenizer.tokenize(s).len();
+        let mut pieces: Vec<(usize, Piece)> = Vec::new();
         let mut tokens = vec![0usize; texts.len()];
         for (t, text) in texts.iter().enumerate() {
-            for (offset, piece, n) in pieces_of(
-                text,
-                &self.tokenizer,
-                TAG_PIECE_TOKENS.min(self.max_tokens / 2),
-            ) {
-                tokens[t] += n;
-                pieces.push((t, offset, piece));
+            for piece in windows::pieces(text, budget, budget / 4, &count) {
+                tokens[t] += piece.tokens;
+                pieces.push((t, piece));
             }
         }
         let mut words: Vec<Vec<WordTag>> = vec![Vec::new(); texts.len()];
         for chunk in pieces.chunks(TAG_BATCH) {
-            let batch: Vec<&str> = chunk.iter().map(|p| p.2).collect();
+            let batch: Vec<&str> = chunk
+                .iter()
+                .map(|(t, p)| &texts[*t][p.bytes.clone()])
+                .collect();
             let tagged = self.model.predict(&batch, true, false);
-            for (&(t, offset, _), piece_tokens) in chunk.iter().zip(tagged) {
+            for ((t, piece), piece_tokens) in chunk.iter().zip(tagged) {
                 for token in piece_tokens {
                     let Some(o) = token.offset else { continue };
-                    words[t].push(WordTag {
-                        start: offset + o.begin as usize,
-                        end: offset + o.end as usize,
-                        label: token.label,
-                        score: token.score as f32,
-                    });
+                    let start = piece.char_offset + o.begin as usize;
+                    if piece.keep.contains(&start) {
+                        words[*t].push(WordTag {
+                            start,
+                            end: piece.char_offset + o.end as usize,
+                            label: token.label,
+                            score: token.score as f32,
+                        });
+                    }
                 }
             }
         }
@@ -362,44 +369,6 @@ impl Ner {
             .map(|(words, tokens)| Tagged { words, tokens })
             .collect())
     }
-}
-
-/// Cut `text` into consecutive pieces at sentence boundaries, each of at most about
-/// `budget` tokens (a single longer sentence stays whole). Returns (char offset, piece,
-/// tokens). The pieces cover the text completely.
-fn pieces_of<'a>(
-    text: &'a str,
-    tokenizer: &TokenizerOption,
-    budget: usize,
-) -> Vec<(usize, &'a str, usize)> {
-    let mut out = Vec::new();
-    let (mut start_byte, mut start_char, mut used) = (0usize, 0usize, 0usize);
-    for b in sentencex::get_sentence_boundaries("en", text) {
-        if b.end_byte <= start_byte || text.get(..b.end_byte).is_none() {
-            continue;
-        }
-        let n = tokenizer
-            .tokenize(&text[b.start_byte.max(start_byte)..b.end_byte])
-            .len();
-        if used > 0 && used + n > budget {
-            let cut = b.start_byte.max(start_byte);
-            out.push((start_char, &text[start_byte..cut], used));
-            start_char += text[start_byte..cut].chars().count();
-            start_byte = cut;
-            used = 0;
-        }
-        used += n;
-    }
-    if start_byte < text.len() {
-        let rest = &text[start_byte..];
-        let n = if used > 0 {
-            used
-        } else {
-            tokenizer.tokenize(rest).len()
-        };
-        out.push((start_char, rest, n));
-    }
-    out
 }
 
 impl Summarizer {

@@ -6,3 +6,4 @@ pub mod entities;
 pub mod offsets;
 pub mod rank;
 pub mod sentences;
+pub mod windows;
