@@ -42,6 +42,31 @@ pub enum EvalCommand {
     /// Entity-level precision, recall and F1 (seqeval definition) on a CoNLL file, through
     /// the ExtractEntities pipeline.
     Ner(EvalNerArgs),
+    /// ROUGE-1/2/Lsum F1 of key points against reference highlights (JSON Lines with
+    /// `id`, `article`, `highlights`), beside the Lead-3 baseline on the same items.
+    Summarize(EvalSummarizeArgs),
+}
+
+/// `gist eval summarize`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalSummarizeArgs {
+    /// JSON Lines file, one article per line.
+    pub jsonl: PathBuf,
+    /// Key points per article.
+    #[arg(long, default_value_t = 3)]
+    pub max_key_points: usize,
+    /// Summary mode.
+    #[arg(long, value_enum, default_value_t = ModeArg::Extractive)]
+    pub mode: ModeArg,
+    /// Score only the first N items.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Also write the scores and every item's texts as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Models.
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 /// `gist eval ner`.

@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Parser;
 use gist::cli::{
-    Cli, Command, EntitiesArgs, EvalCommand, EvalNerArgs, LogFormat, ModeArg, ModelArgs, ServeArgs,
-    SummarizeArgs,
+    Cli, Command, EntitiesArgs, EvalCommand, EvalNerArgs, EvalSummarizeArgs, LogFormat, ModeArg,
+    ModelArgs, ServeArgs, SummarizeArgs,
 };
 use gist::{api, pb, server, service, worker};
 
@@ -21,6 +21,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Entities(args) => entities(args).await,
         Command::Eval(EvalCommand::Ner(args)) => {
             tokio::task::spawn_blocking(move || eval_ner(args)).await?
+        }
+        Command::Eval(EvalCommand::Summarize(args)) => {
+            tokio::task::spawn_blocking(move || eval_summarize(args)).await?
         }
     }
 }
@@ -151,6 +154,47 @@ fn eval_ner(args: EvalNerArgs) -> anyhow::Result<()> {
         "model {}: {} ({} sentences, {:.1} s)\n",
         model.name,
         args.conll.display(),
+        total,
+        started.elapsed().as_secs_f64()
+    );
+    print!("{}", report.table());
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn eval_summarize(args: EvalSummarizeArgs) -> anyhow::Result<()> {
+    use gist::tasks::Mode;
+    let text = std::fs::read_to_string(&args.jsonl)
+        .with_context(|| format!("cannot read {}", args.jsonl.display()))?;
+    let mut items = gist::eval::summarize::read_jsonl(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.jsonl.display()))?;
+    items.truncate(args.limit.unwrap_or(usize::MAX));
+    let mode = match args.mode {
+        ModeArg::Auto => Mode::Auto,
+        ModeArg::Extractive => Mode::Extractive,
+        ModeArg::Abstractive => Mode::Abstractive,
+    };
+    let mut engine = gist::engine::load(&args.model)?;
+    tracing::info!(items = items.len(), "evaluating");
+    let started = std::time::Instant::now();
+    let total = items.len();
+    let report = gist::eval::summarize::evaluate(
+        engine.as_mut(),
+        &items,
+        mode,
+        args.max_key_points,
+        |done| {
+            if done % 25 == 0 || done == total {
+                tracing::info!(done, total, "summarized");
+            }
+        },
+    )?;
+    println!(
+        "{} ({} items, {:.1} s)\n",
+        args.jsonl.display(),
         total,
         started.elapsed().as_secs_f64()
     );
