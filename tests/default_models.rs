@@ -52,3 +52,69 @@ fn khan_li_key_points_are_clean_sentences_of_the_article() {
     // Real embeddings: the lead is more central than the sign-off sentence about Mars.
     assert!(summary.key_points[0].score > 0.5);
 }
+
+/// The default NER model (trained by the project, merged by `make setup`) finds the
+/// article's people, places and organisation, with offsets that slice the input exactly.
+#[test]
+fn khan_li_entities_are_found_with_exact_offsets() {
+    use gist::tasks::EntitiesJob;
+    let manifest = Manifest::load(&common::default_models()).unwrap();
+    let mut engine = common::engine(&manifest);
+    let text = common::khan_li();
+    let job = EntitiesJob {
+        text: text.clone(),
+        min_score: 0.0,
+        labels: vec![],
+    };
+    let found = tasks::extract_entities(engine.as_mut(), &job).unwrap();
+    assert_eq!(found.model, "conll03-minilm-ner");
+    let chars: Vec<char> = text.chars().collect();
+    for e in &found.entities {
+        assert_eq!(&text[e.span.byte_start..e.span.byte_end], e.text);
+        assert_eq!(
+            chars[e.span.start..e.span.end].iter().collect::<String>(),
+            e.text
+        );
+        assert!((0.0..=1.0).contains(&e.score));
+    }
+    for pair in found.entities.windows(2) {
+        assert!(
+            pair[0].span.end <= pair[1].span.start,
+            "overlapping entities {pair:?}"
+        );
+    }
+    let has = |label: &str, name: &str| {
+        found
+            .entities
+            .iter()
+            .any(|e| e.label == label && e.text == name)
+    };
+    for name in ["Imran Khan", "Li Keqiang", "Xi Jinping"] {
+        assert!(
+            has("PER", name),
+            "{name} should be PER in {:?}",
+            found.entities
+        );
+    }
+    for name in [
+        "Islamabad",
+        "Pakistan",
+        "China",
+        "Xinjiang",
+        "Gwadar",
+        "Balochistan",
+    ] {
+        assert!(
+            has("LOC", name),
+            "{name} should be LOC in {:?}",
+            found.entities
+        );
+    }
+    assert!(
+        has("ORG", "National Institute of Health"),
+        "{:?}",
+        found.entities
+    );
+    // No person, place or organisation is made of the share buttons' dateline or dates.
+    assert!(!found.entities.iter().any(|e| e.text.contains("2021")));
+}

@@ -237,7 +237,7 @@ def export(model, base: Path, out: Path, metrics: dict) -> dict:
               metadata={"format": "pt",
                         "gist": "delta over all-MiniLM-L6-v2; add "
                                 "bert.embeddings.word_embeddings.weight from the base "
-                                "(training/merge_ner.py)"})
+                                "(scripts/merge_ner.py)"})
     size = (out / "delta.safetensors").stat().st_size
     metrics["delta_safetensors_bytes"] = size
     metrics["delta_tensors"] = len(delta)
@@ -379,8 +379,8 @@ def main(argv=None) -> int:
     }
     res = export(model, base, Path(args.out), metrics)
     log(f"exported to {args.out}: delta.safetensors {res['delta_bytes'] / 1e6:.2f} MB "
-        f"({res['delta_tensors']} tensors); wall time {wall:.0f}s "
-        f"(incl. export {time.time() - t_start - wall:.0f}s)")
+        f"({res['delta_tensors']} tensors); wall time {wall:.0f}s before export, "
+        f"export {time.time() - t_start - wall:.1f}s")
     return 0
 
 

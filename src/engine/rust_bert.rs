@@ -31,8 +31,12 @@ use crate::text::windows::{self, Piece};
 const EMBED_BATCH: usize = 32;
 /// Pieces tagged per forward pass.
 const TAG_BATCH: usize = 16;
-/// Target size of the sentence-aligned pieces a long text is tagged in, in model tokens.
-const TAG_PIECE_TOKENS: usize = 256;
+/// Sentences are tagged in pieces of at most this many tokens: token classifiers are
+/// trained on single sentences (CoNLL), and context from a neighbouring paragraph can
+/// change a label ("Li Keqiang" became ORG next to a second paragraph).
+const TAG_PACK_TOKENS: usize = 48;
+/// A sentence longer than this many tokens is cut into overlapping windows.
+const TAG_WINDOW_TOKENS: usize = 256;
 
 /// rust-bert models behind the [`Engine`] trait.
 pub struct RustBertEngine {
@@ -331,12 +335,12 @@ impl Ner {
         // Each text is cut into sentence-aligned pieces of a few hundred tokens (overlong
         // sentences into overlapping windows), so every piece fits the model window and
         // rust-bert never windows on its own; each piece reports only the words it keeps.
-        let budget = TAG_PIECE_TOKENS.min(self.max_tokens.saturating_sub(2).max(8));
+        let window = TAG_WINDOW_TOKENS.min(self.max_tokens.saturating_sub(2).max(8));
         let count = |s: &str| self.tokenizer.tokenize(s).len();
         let mut pieces: Vec<(usize, Piece)> = Vec::new();
         let mut tokens = vec![0usize; texts.len()];
         for (t, text) in texts.iter().enumerate() {
-            for piece in windows::pieces(text, budget, budget / 4, &count) {
+            for piece in windows::pieces(text, TAG_PACK_TOKENS, window, window / 4, &count) {
                 tokens[t] += piece.tokens;
                 pieces.push((t, piece));
             }
@@ -347,17 +351,19 @@ impl Ner {
                 .iter()
                 .map(|(t, p)| &texts[*t][p.bytes.clone()])
                 .collect();
-            let tagged = self.model.predict(&batch, true, false);
-            for ((t, piece), piece_tokens) in chunk.iter().zip(tagged) {
-                for token in piece_tokens {
-                    let Some(o) = token.offset else { continue };
-                    let start = piece.char_offset + o.begin as usize;
+            // Sub-tokens, not rust-bert's consolidated words: its consolidation scores a
+            // word by multiplying every sub-token's probability, which is meaningless for
+            // models trained on first sub-tokens only (a confident "Gwadar" scored 0.03).
+            let tagged = self.model.predict(&batch, false, false);
+            for ((t, piece), sub_tokens) in chunk.iter().zip(tagged) {
+                let piece_text = &texts[*t][piece.bytes.clone()];
+                for word in first_sub_token_words(piece_text, &sub_tokens) {
+                    let start = piece.char_offset + word.start;
                     if piece.keep.contains(&start) {
                         words[*t].push(WordTag {
                             start,
-                            end: piece.char_offset + o.end as usize,
-                            label: token.label,
-                            score: token.score as f32,
+                            end: piece.char_offset + word.end,
+                            ..word
                         });
                     }
                 }
@@ -369,6 +375,39 @@ impl Ner {
             .map(|(words, tokens)| Tagged { words, tokens })
             .collect())
     }
+}
+
+/// Label each word of `text` (CoNLL-style words, see [`crate::text::words`]) with its
+/// first sub-token's label and probability: token classifiers are trained on the first
+/// sub-token of each CoNLL word, so "P." or "U.S." must be one word here too, not the
+/// tokenizer's "P" + "." (whose "." was never trained).
+fn first_sub_token_words(
+    text: &str,
+    sub_tokens: &[rust_bert::pipelines::token_classification::Token],
+) -> Vec<WordTag> {
+    let spans = crate::text::words::spans(text);
+    let mut out: Vec<WordTag> = Vec::new();
+    let mut last_word = None;
+    for token in sub_tokens {
+        let Some(o) = token.offset else { continue };
+        let begin = o.begin as usize;
+        // The word containing the sub-token's first character.
+        let i = spans.partition_point(|&(start, _)| start <= begin);
+        let Some(&(start, end)) = i.checked_sub(1).and_then(|i| spans.get(i)) else {
+            continue;
+        };
+        if begin >= end || last_word == Some(start) {
+            continue;
+        }
+        last_word = Some(start);
+        out.push(WordTag {
+            start,
+            end,
+            label: token.label.clone(),
+            score: token.score as f32,
+        });
+    }
+    out
 }
 
 impl Summarizer {

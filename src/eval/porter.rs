@@ -32,7 +32,7 @@ fn is_consonant(w: &[u8], mut i: usize) -> bool {
             negate = !negate;
             i -= 1;
         }
-        return !VOWELS.contains(&w[i]) != negate;
+        return VOWELS.contains(&w[i]) == negate;
     }
     true
 }

@@ -119,6 +119,31 @@ pub fn merge(text: &str, words: &[WordTag]) -> Vec<Entity> {
         }
     }
     close(open, &mut out);
+    join_hyphenated(text, out)
+}
+
+/// Join entities of one type separated by a bare hyphen: WordPiece tokenizers split
+/// "COVID-19" and "China-Pakistan" at the hyphen, which models then tag "O".
+fn join_hyphenated(text: &str, entities: Vec<Entity>) -> Vec<Entity> {
+    let mut out: Vec<Entity> = Vec::with_capacity(entities.len());
+    for e in entities {
+        if let Some(last) = out.last_mut() {
+            let between = text
+                .get(last.span.byte_end..e.span.byte_start)
+                .unwrap_or(" ");
+            if last.label == e.label && matches!(between, "-" | "‐" | "–") {
+                last.span = Span {
+                    end: e.span.end,
+                    byte_end: e.span.byte_end,
+                    ..last.span
+                };
+                last.text = last.span.slice(text).to_string();
+                last.score = (last.score + e.score) / 2.0;
+                continue;
+            }
+        }
+        out.push(e);
+    }
     out
 }
 
@@ -130,14 +155,17 @@ mod tests {
     fn tag(text: &str, labels: &[&str]) -> Vec<WordTag> {
         let mut words = Vec::new();
         let mut start = None;
+        // Words end at white space; a hyphen is a word of its own, as in WordPiece.
         for (i, c) in text.chars().chain(std::iter::once(' ')).enumerate() {
-            match (c.is_whitespace(), start) {
-                (false, None) => start = Some(i),
-                (true, Some(s)) => {
+            if c.is_whitespace() || c == '-' {
+                if let Some(s) = start.take() {
                     words.push((s, i));
-                    start = None;
                 }
-                _ => {}
+                if c == '-' {
+                    words.push((i, i + 1));
+                }
+            } else if start.is_none() {
+                start = Some(i);
             }
         }
         assert_eq!(words.len(), labels.len(), "test labels for {text:?}");
@@ -239,6 +267,25 @@ mod tests {
         assert_eq!(
             (entities[1].span.byte_start, entities[1].span.byte_end),
             (20, 29)
+        );
+    }
+
+    #[test]
+    fn hyphenated_names_are_one_entity() {
+        let text = "the China-Pakistan Economic Corridor and COVID-19 and Pakistan - China";
+        let labels = [
+            "O", "B-ORG", "O", "B-ORG", "I-ORG", "I-ORG", "O", "B-MISC", "O", "B-MISC", "O",
+            "B-LOC", "O", "B-LOC",
+        ];
+        let got = merged(text, &labels);
+        assert_eq!(
+            got,
+            pairs(&[
+                ("China-Pakistan Economic Corridor", "ORG"),
+                ("COVID-19", "MISC"),
+                ("Pakistan", "LOC"),
+                ("China", "LOC")
+            ])
         );
     }
 

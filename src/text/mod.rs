@@ -7,3 +7,4 @@ pub mod offsets;
 pub mod rank;
 pub mod sentences;
 pub mod windows;
+pub mod words;

@@ -22,16 +22,19 @@ pub struct Piece {
     pub tokens: usize,
 }
 
-/// Cut `text` into pieces of about `budget` tokens (counted by `count`), windows of an
-/// overlong sentence overlapping by `overlap` tokens. The keep ranges tile the text.
+/// Cut `text` into pieces: whole sentences packed up to `pack` tokens (counted by
+/// `count`), and any sentence over `window` tokens cut into windows of at most `window`
+/// tokens overlapping by `overlap`. The keep ranges tile the text.
 pub fn pieces(
     text: &str,
-    budget: usize,
+    pack: usize,
+    window: usize,
     overlap: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Vec<Piece> {
-    let budget = budget.max(1);
-    let overlap = overlap.min(budget / 2);
+    let window = window.max(1);
+    let pack = pack.clamp(1, window);
+    let overlap = overlap.min(window / 2);
     // Sentence segments as contiguous byte ranges covering the whole text.
     let mut cuts: Vec<usize> = sentencex::get_sentence_boundaries("en", text)
         .iter()
@@ -53,15 +56,15 @@ pub fn pieces(
         let seg = seg_start..cut;
         seg_start = cut;
         let n = count(&text[seg.clone()]);
-        if n > budget || (tokens > 0 && tokens + n > budget) {
+        if n > window || (tokens > 0 && tokens + n > pack) {
             if seg.start > start {
                 raw.push((start..seg.start, start..seg.start, tokens));
             }
             start = seg.start;
             tokens = 0;
         }
-        if n > budget {
-            raw.extend(windows(text, seg.clone(), budget, overlap, count));
+        if n > window {
+            raw.extend(windows(text, seg.clone(), window, overlap, count));
             start = seg.end;
             continue;
         }
@@ -185,7 +188,7 @@ mod tests {
     #[test]
     fn sentences_are_packed_up_to_the_budget() {
         let text = "One two three. Four five six. Seven eight nine. Ten.";
-        let p = pieces(text, 6, 2, &words);
+        let p = pieces(text, 6, 6, 2, &words);
         let got: Vec<&str> = p.iter().map(|p| &text[p.bytes.clone()]).collect();
         assert_eq!(
             got,
@@ -195,10 +198,22 @@ mod tests {
     }
 
     #[test]
+    fn a_small_pack_budget_keeps_sentences_apart_but_does_not_window_them() {
+        let text = "One two three four. Five six seven eight. Nine.";
+        let p = pieces(text, 3, 10, 2, &words);
+        let got: Vec<&str> = p.iter().map(|p| &text[p.bytes.clone()]).collect();
+        assert_eq!(
+            got,
+            ["One two three four. ", "Five six seven eight. ", "Nine."]
+        );
+        check_tiling(text, &p);
+    }
+
+    #[test]
     fn an_overlong_sentence_becomes_overlapping_windows() {
         let sentence: Vec<String> = (0..50).map(|i| format!("w{i}")).collect();
         let text = format!("Short one. {} end. Last “one” 🚀.", sentence.join(" "));
-        let p = pieces(&text, 10, 4, &words);
+        let p = pieces(&text, 10, 10, 4, &words);
         check_tiling(&text, &p);
         assert!(p.len() > 5);
         for w in p.windows(2) {
@@ -223,7 +238,7 @@ mod tests {
 
     #[test]
     fn short_and_empty_texts_are_one_piece() {
-        let p = pieces("Hello.", 10, 2, &words);
+        let p = pieces("Hello.", 10, 10, 2, &words);
         assert_eq!(
             p,
             [Piece {
@@ -233,8 +248,8 @@ mod tests {
                 tokens: 1
             }]
         );
-        assert!(pieces("", 10, 2, &words).is_empty());
-        let spaces = pieces("   ", 10, 2, &words);
+        assert!(pieces("", 10, 10, 2, &words).is_empty());
+        let spaces = pieces("   ", 10, 10, 2, &words);
         assert_eq!(spaces.len(), 1);
     }
 }
