@@ -32,9 +32,18 @@ fn token_classifier_offsets_are_exact_on_every_script() {
     let mut engine = ner_engine(dir.path(), Some("B-LOC"));
     let cases: &[(&str, &[&str])] = &[
         ("Khan met Li.", &["Khan", "met", "Li", "."]),
-        ("“Khan” met 李克强 🚀!", &["“", "Khan", "”", "met", "李克强", "🚀", "!"]),
-        ("  Pakistan’s cafe\u{301}  ", &["Pakistan", "’s", "cafe\u{301}"]),
-        ("P. Simmons of the U.S. spoke", &["P.", "Simmons", "of", "the", "U.S.", "spoke"]),
+        (
+            "“Khan” met 李克强 🚀!",
+            &["“", "Khan", "”", "met", "李克强", "🚀", "!"],
+        ),
+        (
+            "  Pakistan’s cafe\u{301}  ",
+            &["Pakistan", "’s", "cafe\u{301}"],
+        ),
+        (
+            "P. Simmons of the U.S. spoke",
+            &["P.", "Simmons", "of", "the", "U.S.", "spoke"],
+        ),
     ];
     for (text, want) in cases {
         let got = entities(engine.as_mut(), text);

