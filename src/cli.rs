@@ -186,6 +186,26 @@ pub enum ModeArg {
     Abstractive,
 }
 
+impl From<ModeArg> for crate::tasks::Mode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Auto => Self::Auto,
+            ModeArg::Extractive => Self::Extractive,
+            ModeArg::Abstractive => Self::Abstractive,
+        }
+    }
+}
+
+impl From<ModeArg> for crate::pb::SummaryMode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Auto => Self::Auto,
+            ModeArg::Extractive => Self::Extractive,
+            ModeArg::Abstractive => Self::Abstractive,
+        }
+    }
+}
+
 /// `gist entities`.
 #[derive(Debug, Clone, Args)]
 pub struct EntitiesArgs {

@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Parser;
 use gist::cli::{
-    Cli, Command, EntitiesArgs, EvalCommand, EvalNerArgs, EvalSummarizeArgs, LogFormat, ModeArg,
-    ModelArgs, ServeArgs, SummarizeArgs,
+    Cli, Command, EntitiesArgs, EvalCommand, EvalNerArgs, EvalSummarizeArgs, LogFormat, ModelArgs,
+    ServeArgs, SummarizeArgs,
 };
 use gist::{api, pb, server, service, worker};
 
@@ -81,9 +81,7 @@ async fn shutdown_signal() {
 
 fn read_input(path: Option<&Path>) -> anyhow::Result<String> {
     match path {
-        Some(p) if p != Path::new("-") => {
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
-        }
+        Some(p) if p != Path::new("-") => read_file(p),
         _ => {
             let mut text = String::new();
             std::io::stdin()
@@ -96,14 +94,9 @@ fn read_input(path: Option<&Path>) -> anyhow::Result<String> {
 
 async fn summarize(args: SummarizeArgs) -> anyhow::Result<()> {
     let text = read_input(args.input.as_deref())?;
-    let mode = match args.mode {
-        ModeArg::Auto => pb::SummaryMode::Auto,
-        ModeArg::Extractive => pb::SummaryMode::Extractive,
-        ModeArg::Abstractive => pb::SummaryMode::Abstractive,
-    };
     let request = pb::SummarizeRequest {
         text,
-        mode: mode as i32,
+        mode: pb::SummaryMode::from(args.mode) as i32,
         max_key_points: args.max_key_points,
         ..Default::default()
     };
@@ -132,8 +125,7 @@ async fn entities(args: EntitiesArgs) -> anyhow::Result<()> {
 }
 
 fn eval_ner(args: EvalNerArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.conll)
-        .with_context(|| format!("cannot read {}", args.conll.display()))?;
+    let text = read_file(&args.conll)?;
     let sentences = gist::eval::ner::parse_conll(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.conll.display()))?;
     let mut engine = gist::engine::load(&args.model)?;
@@ -158,25 +150,15 @@ fn eval_ner(args: EvalNerArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     print!("{}", report.table());
-    if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+    write_json(args.json.as_deref(), &report)
 }
 
 fn eval_summarize(args: EvalSummarizeArgs) -> anyhow::Result<()> {
-    use gist::tasks::Mode;
-    let text = std::fs::read_to_string(&args.jsonl)
-        .with_context(|| format!("cannot read {}", args.jsonl.display()))?;
+    let text = read_file(&args.jsonl)?;
     let mut items = gist::eval::summarize::read_jsonl(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.jsonl.display()))?;
     items.truncate(args.limit.unwrap_or(usize::MAX));
-    let mode = match args.mode {
-        ModeArg::Auto => Mode::Auto,
-        ModeArg::Extractive => Mode::Extractive,
-        ModeArg::Abstractive => Mode::Abstractive,
-    };
+    let mode = args.mode.into();
     let mut engine = gist::engine::load(&args.model)?;
     tracing::info!(items = items.len(), "evaluating");
     let started = std::time::Instant::now();
@@ -199,8 +181,17 @@ fn eval_summarize(args: EvalSummarizeArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     print!("{}", report.table());
-    if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+    write_json(args.json.as_deref(), &report)
+}
+
+fn read_file(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Write `value` as JSON to `path`, when one was given.
+fn write_json(path: Option<&Path>, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, serde_json::to_string_pretty(value)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
