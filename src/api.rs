@@ -5,7 +5,8 @@
 use crate::engine::Generation;
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::tasks::{Entities, EntitiesJob, Mode, SummarizeJob, Summary};
+use crate::tasks::{Analysis, AnalyzeJob, Entities, EntitiesJob, Mode, SummarizeJob, Summary};
+use crate::text::entities::Entity;
 
 /// Server-side limits on requests. Defaults are safe for a 2-core, 24 GiB machine.
 #[derive(Debug, Clone, Copy, PartialEq, clap::Args, serde::Serialize)]
@@ -190,30 +191,35 @@ fn generation(g: pb::GenerationOptions, limits: &Limits) -> Result<Generation> {
 pub fn entities_job(req: pb::ExtractEntitiesRequest, limits: &Limits) -> Result<EntitiesJob> {
     check_text("text", &req.text, limits)?;
     check_id(&req.id)?;
-    let min_score = req.min_score.unwrap_or(0.0);
+    let (min_score, labels) = entity_filter(req.min_score, req.labels)?;
+    Ok(EntitiesJob {
+        text: req.text,
+        min_score,
+        labels,
+    })
+}
+
+fn entity_filter(min_score: Option<f32>, labels: Vec<String>) -> Result<(f32, Vec<String>)> {
+    let min_score = min_score.unwrap_or(0.0);
     if !(0.0..=1.0).contains(&min_score) {
         return Err(Error::invalid(
             "min_score",
             format!("is {min_score}; it must be in [0.0, 1.0]"),
         ));
     }
-    if req.labels.len() > MAX_LABELS {
+    if labels.len() > MAX_LABELS {
         return Err(Error::invalid(
             "labels",
             format!(
                 "has {} entries; the limit is {MAX_LABELS}",
-                req.labels.len()
+                labels.len()
             ),
         ));
     }
-    if req.labels.iter().any(|l| l.trim().is_empty()) {
+    if labels.iter().any(|l| l.trim().is_empty()) {
         return Err(Error::invalid("labels", "must not contain empty labels"));
     }
-    Ok(EntitiesJob {
-        text: req.text,
-        min_score,
-        labels: req.labels,
-    })
+    Ok((min_score, labels))
 }
 
 fn u32_of(n: usize) -> u32 {
@@ -245,6 +251,75 @@ pub fn summarize_response(id: String, s: Summary) -> pb::SummarizeResponse {
         sentence_count: u32_of(s.sentence_count),
         input_tokens: u32_of(s.input_tokens),
         truncated: s.truncated,
+        chunks: u32_of(s.chunks),
+    }
+}
+
+fn entity_message(e: Entity) -> pb::Entity {
+    pb::Entity {
+        text: e.text,
+        label: e.label,
+        score: e.score,
+        start: u32_of(e.span.start),
+        end: u32_of(e.span.end),
+        byte_start: u32_of(e.span.byte_start),
+        byte_end: u32_of(e.span.byte_end),
+    }
+}
+
+/// Validate an `AnalyzeRequest` with the rules of Summarize and ExtractEntities.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the field and the limit.
+pub fn analyze_job(req: pb::AnalyzeRequest, limits: &Limits) -> Result<AnalyzeJob> {
+    let (min_score, labels) = entity_filter(req.min_score, req.labels)?;
+    let summarize = summarize_job(
+        pb::SummarizeRequest {
+            text: req.text,
+            id: req.id,
+            mode: req.mode,
+            max_key_points: req.max_key_points,
+            generation: req.generation,
+        },
+        limits,
+    )?;
+    let entities = EntitiesJob {
+        text: summarize.text.clone(),
+        min_score,
+        labels,
+    };
+    Ok(AnalyzeJob {
+        summarize,
+        entities,
+    })
+}
+
+/// Convert an analysis to its response message.
+pub fn analyze_response(id: String, a: Analysis) -> pb::AnalyzeResponse {
+    let unsupported = a.summary_entities.iter().filter(|e| !e.supported).count();
+    pb::AnalyzeResponse {
+        id,
+        summary: Some(summarize_response(String::new(), a.summary)),
+        entities: Some(entities_response(String::new(), a.entities)),
+        summary_entities: a
+            .summary_entities
+            .into_iter()
+            .map(|e| pb::SummaryEntity {
+                entity: Some(entity_message(e.entity)),
+                mentions: e
+                    .mentions
+                    .into_iter()
+                    .map(|m| pb::Mention {
+                        start: u32_of(m.start),
+                        end: u32_of(m.end),
+                        byte_start: u32_of(m.byte_start),
+                        byte_end: u32_of(m.byte_end),
+                    })
+                    .collect(),
+                supported: e.supported,
+            })
+            .collect(),
+        unsupported_entities: u32_of(unsupported),
     }
 }
 
@@ -255,15 +330,7 @@ pub fn entities_response(id: String, e: Entities) -> pb::ExtractEntitiesResponse
         entities: e
             .entities
             .into_iter()
-            .map(|e| pb::Entity {
-                text: e.text,
-                label: e.label,
-                score: e.score,
-                start: u32_of(e.span.start),
-                end: u32_of(e.span.end),
-                byte_start: u32_of(e.span.byte_start),
-                byte_end: u32_of(e.span.byte_end),
-            })
+            .map(entity_message)
             .collect(),
         model: e.model,
         input_tokens: u32_of(e.input_tokens),

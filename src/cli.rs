@@ -117,6 +117,10 @@ pub struct ModelArgs {
     /// libtorch intra-op threads; 0 keeps libtorch's default (one per core).
     #[arg(long, env = "GIST_THREADS", default_value_t = 0)]
     pub threads: usize,
+    /// With `--engine fake`: how long each model call takes, in milliseconds (for tests
+    /// and overhead benchmarks that need a model of known speed).
+    #[arg(long, env = "GIST_FAKE_DELAY_MS", default_value_t = 0)]
+    pub fake_delay_ms: u64,
 }
 
 /// Model runtimes.
@@ -145,6 +149,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "GIST_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// Serve Prometheus metrics at `GET /metrics` on this address (off when unset).
+    #[arg(long, env = "GIST_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Models.
     #[command(flatten)]
     pub model: ModelArgs,

@@ -51,6 +51,12 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The request's deadline passed before its work was done; the rest was not run.
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    /// The client went away; its remaining work was dropped.
+    #[error("{0}")]
+    Cancelled(String),
     /// Inference failed inside the model runtime.
     #[error("model inference failed")]
     Inference(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -101,6 +107,8 @@ impl From<Error> for tonic::Status {
                 status
             }
             Error::Unavailable(_) => Status::unavailable(err.to_string()),
+            Error::DeadlineExceeded(_) => Status::deadline_exceeded(err.to_string()),
+            Error::Cancelled(_) => Status::cancelled(err.to_string()),
             Error::ModelLoad { .. } | Error::Manifest { .. } => {
                 Status::unavailable(error_chain(&err))
             }

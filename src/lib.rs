@@ -9,6 +9,7 @@
 //! - [`tasks`]: the key-point and entity pipelines the model thread runs.
 //! - [`engine`]: the synchronous model trait; rust-bert and fake implementations.
 //! - [`manifest`]: `models/models.toml`, the models to load.
+//! - [`metrics`]: Prometheus metrics and their `GET /metrics` listener.
 //! - [`text`]: pure text functions: sentences, offsets, entity merging, ranking.
 //! - [`cli`]: command-line flags (clap), each with a `GIST_*` variable.
 //! - [`error`]: the error type and its gRPC status mapping.
@@ -21,6 +22,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod manifest;
+pub mod metrics;
 pub mod pb;
 pub mod server;
 pub mod service;

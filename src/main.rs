@@ -33,6 +33,7 @@ fn init_tracing(format: LogFormat) {
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -40,8 +41,12 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-fn spawn_worker(model: ModelArgs, args: worker::WorkerArgs) -> worker::Worker {
-    worker::Worker::spawn(move || gist::engine::load(&model), args)
+fn spawn_worker(
+    model: ModelArgs,
+    args: worker::WorkerArgs,
+    metrics: std::sync::Arc<gist::metrics::Metrics>,
+) -> worker::Worker {
+    worker::Worker::spawn(move || gist::engine::load(&model), args, metrics)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -50,12 +55,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "listening (models load in the background; health says when each service is SERVING)");
-    let worker = spawn_worker(args.model.clone(), args.worker);
+    let metrics = gist::metrics::Metrics::new();
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = args.metrics_listen {
+        let metrics_listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?;
+        tracing::info!(address = %metrics_listener.local_addr()?, "metrics at GET /metrics");
+        tokio::spawn(gist::metrics::serve(
+            metrics_listener,
+            metrics.clone(),
+            async {
+                let _ = metrics_stopped.await;
+            },
+        ));
+    }
+    let worker = spawn_worker(args.model.clone(), args.worker, metrics.clone());
     let state = service::AppState {
         worker,
         limits: args.limits,
+        metrics,
+        request_timeout: args.server.request_timeout(),
     };
     server::serve(listener, state, args.server, shutdown_signal()).await?;
+    let _ = stop_metrics.send(());
     tracing::info!("stopped");
     Ok(())
 }
@@ -101,9 +124,9 @@ async fn summarize(args: SummarizeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let job = api::summarize_job(request, &api::Limits::default())?;
-    let worker = spawn_worker(args.model, worker::WorkerArgs::default());
+    let worker = spawn_worker(args.model, worker::WorkerArgs::default(), gist::metrics::Metrics::new());
     worker.ready().await?;
-    let summary = worker.summarize(job).await?;
+    let summary = worker.summarize(job, None).await?.value;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }
@@ -117,9 +140,9 @@ async fn entities(args: EntitiesArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let job = api::entities_job(request, &api::Limits::default())?;
-    let worker = spawn_worker(args.model, worker::WorkerArgs::default());
+    let worker = spawn_worker(args.model, worker::WorkerArgs::default(), gist::metrics::Metrics::new());
     worker.ready().await?;
-    let entities = worker.extract_entities(job).await?;
+    let entities = worker.extract_entities(job, None).await?.value;
     println!("{}", serde_json::to_string_pretty(&entities)?);
     Ok(())
 }

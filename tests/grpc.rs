@@ -13,7 +13,8 @@ use gist::engine::{Embedding, Engine, EngineInfo, Generated, Generation, Tagged}
 use gist::pb;
 use gist::pb::entity_extractor_client::EntityExtractorClient;
 use gist::pb::summarizer_client::SummarizerClient;
-use gist::worker::{Worker, WorkerArgs};
+use gist::metrics::Metrics;
+use gist::worker::{Queue, Worker, WorkerArgs};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -24,7 +25,9 @@ fn worker_with(engine: impl Engine + Send + 'static, capacity: usize) -> Worker 
         move || Ok(Box::new(engine) as Box<dyn Engine>),
         WorkerArgs {
             queue_capacity: capacity,
+            ..WorkerArgs::default()
         },
+        Metrics::new(),
     )
 }
 
@@ -326,6 +329,7 @@ async fn health_follows_model_loading() {
             Ok(Box::new(FakeEngine::new()) as Box<dyn Engine>)
         },
         WorkerArgs::default(),
+        Metrics::new(),
     );
     let server = TestServer::start(worker.clone(), Limits::default()).await;
     assert_eq!(
@@ -381,6 +385,7 @@ async fn a_failed_load_is_reported_not_hung() {
             })
         },
         WorkerArgs::default(),
+        Metrics::new(),
     );
     let server = TestServer::start(worker.clone(), Limits::default()).await;
     assert!(worker.ready().await.is_err());
@@ -424,6 +429,9 @@ impl Engine for Gated {
     fn generate(&mut self, t: &[&str], o: &Generation) -> gist::Result<Vec<Generated>> {
         self.inner.generate(t, o)
     }
+    fn summarizer_tokens(&mut self, t: &[&str]) -> gist::Result<Vec<usize>> {
+        self.inner.summarizer_tokens(t)
+    }
 }
 
 #[tokio::test]
@@ -452,7 +460,7 @@ async fn a_full_queue_answers_resource_exhausted_with_a_retry_hint() {
     let mut c2 = SummarizerClient::new(channel.clone());
     let r2 = request.clone();
     let second = tokio::spawn(async move { c2.summarize(r2).await });
-    while worker.queue_depth() < 1 {
+    while worker.queue_depth(Queue::Summarize) < 1 {
         tokio::task::yield_now().await;
     }
     let mut c3 = SummarizerClient::new(channel.clone());
@@ -494,6 +502,9 @@ impl Engine for Panicky {
     }
     fn generate(&mut self, t: &[&str], o: &Generation) -> gist::Result<Vec<Generated>> {
         self.0.generate(t, o)
+    }
+    fn summarizer_tokens(&mut self, t: &[&str]) -> gist::Result<Vec<usize>> {
+        self.0.summarizer_tokens(t)
     }
 }
 

@@ -15,10 +15,12 @@ async fn grpcurl_lists_services_and_summarizes_the_khan_li_article() {
         engine: gist::cli::EngineKind::RustBert,
         device: gist::cli::DeviceKind::Cpu,
         threads: 0,
+        fake_delay_ms: 0,
     };
     let worker = Worker::spawn(
         move || gist::engine::load(&model_args),
         WorkerArgs::default(),
+        gist::metrics::Metrics::new(),
     );
     worker.ready().await.unwrap();
     let server = common::TestServer::start(worker, gist::api::Limits::default()).await;

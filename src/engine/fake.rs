@@ -2,7 +2,7 @@
 //! measuring the server's own overhead. Its answers are real functions of the input:
 //! - `embed`: hashed character trigrams (similar sentences get similar vectors);
 //! - `tag`: runs of capitalised words not starting a sentence are `B-/I-MISC`;
-//! - `generate`: the first `max_length` words of the input.
+//! - `generate`: the first `max_length` words of the input (its window: 512 words).
 
 use std::time::Duration;
 
@@ -149,12 +149,24 @@ impl Engine for FakeEngine {
             .iter()
             .map(|t| {
                 let words: Vec<&str> = t.split_whitespace().collect();
+                // The fake model reads at most its window, like a real one.
+                let window = self.info.summarizer.as_ref().map_or(512, |m| m.max_input_tokens);
+                let seen = &words[..words.len().min(window)];
                 Generated {
-                    text: words[..words.len().min(options.max_length)].join(" "),
+                    text: seen[..seen.len().min(options.max_length)].join(" "),
                     input_tokens: words.len(),
-                    truncated: words.len() > 512,
+                    truncated: words.len() > window,
                 }
             })
             .collect())
+    }
+
+    fn summarizer_tokens(&mut self, texts: &[&str]) -> Result<Vec<usize>> {
+        if self.info.summarizer.is_none() {
+            return Err(crate::Error::FailedPrecondition(
+                super::rust_bert::NO_SUMMARIZER.into(),
+            ));
+        }
+        Ok(texts.iter().map(|t| t.split_whitespace().count() + 1).collect())
     }
 }

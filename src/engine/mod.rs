@@ -104,6 +104,13 @@ pub trait Engine {
     /// [`crate::Error::FailedPrecondition`] without a summarization model;
     /// [`crate::Error::Inference`].
     fn generate(&mut self, texts: &[&str], options: &Generation) -> Result<Vec<Generated>>;
+
+    /// Tokens each text takes in the summarization model's input (prefix and special
+    /// tokens included), for splitting long inputs into pieces that fit its window.
+    ///
+    /// # Errors
+    /// [`crate::Error::FailedPrecondition`] without a summarization model.
+    fn summarizer_tokens(&mut self, texts: &[&str]) -> Result<Vec<usize>>;
 }
 
 /// Build the engine the CLI settings ask for. Call it on the model thread.
@@ -116,7 +123,11 @@ pub fn load(args: &crate::cli::ModelArgs) -> Result<Box<dyn Engine>> {
         tch::set_num_threads(args.threads as i32);
     }
     match args.engine {
-        EngineKind::Fake => Ok(Box::new(fake::FakeEngine::new())),
+        EngineKind::Fake => {
+            let mut engine = fake::FakeEngine::new();
+            engine.delay = std::time::Duration::from_millis(args.fake_delay_ms);
+            Ok(Box::new(engine))
+        }
         EngineKind::RustBert => {
             let manifest = crate::manifest::Manifest::load(&args.models)?;
             let device = match args.device {

@@ -345,6 +345,9 @@ impl Ner {
                 pieces.push((t, piece));
             }
         }
+        // Pieces of similar length share a forward pass, so little of it is padding
+        // (requests batched together by the worker differ widely in length).
+        pieces.sort_by_key(|(_, piece)| piece.tokens);
         let mut words: Vec<Vec<WordTag>> = vec![Vec::new(); texts.len()];
         for chunk in pieces.chunks(TAG_BATCH) {
             let batch: Vec<&str> = chunk
@@ -372,7 +375,10 @@ impl Ner {
         Ok(words
             .into_iter()
             .zip(tokens)
-            .map(|(words, tokens)| Tagged { words, tokens })
+            .map(|(mut words, tokens)| {
+                words.sort_by_key(|w| w.start);
+                Tagged { words, tokens }
+            })
             .collect())
     }
 }
@@ -475,18 +481,24 @@ impl Summarizer {
         }
     }
 
+    /// The text as the model reads it: the task prefix, white space collapsed where the
+    /// tokenizer does not do it.
+    fn prompt(&self, text: &str) -> String {
+        let body = if self.collapse_whitespace {
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        } else {
+            text.to_string()
+        };
+        format!("{}{}", self.prefix, body)
+    }
+
+    /// Input tokens of `text`, end-of-sequence token included.
+    fn count_tokens(&self, text: &str) -> usize {
+        self.tokenizer().tokenize(&self.prompt(text)).len() + 1
+    }
+
     fn generate(&self, texts: &[&str], g: &Generation) -> Result<Vec<Generated>> {
-        let prompts: Vec<String> = texts
-            .iter()
-            .map(|t| {
-                let body = if self.collapse_whitespace {
-                    t.split_whitespace().collect::<Vec<_>>().join(" ")
-                } else {
-                    t.to_string()
-                };
-                format!("{}{}", self.prefix, body)
-            })
-            .collect();
+        let prompts: Vec<String> = texts.iter().map(|t| self.prompt(t)).collect();
         let options = GenerateOptions {
             min_length: Some(g.min_length as i64),
             max_length: Some(g.max_length as i64),
@@ -553,6 +565,14 @@ impl Engine for RustBertEngine {
             .as_ref()
             .ok_or_else(|| Error::FailedPrecondition(NO_SUMMARIZER.into()))?;
         summarizer.generate(texts, options)
+    }
+
+    fn summarizer_tokens(&mut self, texts: &[&str]) -> Result<Vec<usize>> {
+        let summarizer = self
+            .summarizer
+            .as_ref()
+            .ok_or_else(|| Error::FailedPrecondition(NO_SUMMARIZER.into()))?;
+        Ok(texts.iter().map(|t| summarizer.count_tokens(t)).collect())
     }
 }
 

@@ -1,8 +1,10 @@
-//! Pure text functions: sentence segmentation, offset mapping, entity merging and
-//! key-point ranking. Nothing here touches a model or the network, so all of it is
-//! table-tested with tricky inputs.
+//! Pure text functions: sentence segmentation, offset mapping, entity merging, key-point
+//! ranking, long-input chunking and the mention search of the faithfulness check. Nothing
+//! here touches a model or the network, so all of it is table-tested with tricky inputs.
 
+pub mod chunks;
 pub mod entities;
+pub mod mentions;
 pub mod offsets;
 pub mod rank;
 pub mod sentences;

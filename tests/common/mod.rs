@@ -268,10 +268,13 @@ pub fn engine(manifest: &gist::manifest::Manifest) -> Box<dyn Engine> {
     Box::new(gist::engine::rust_bert::RustBertEngine::load(manifest, Device::Cpu).unwrap())
 }
 
-/// A gist server on 127.0.0.1:0, shut down when dropped.
+/// A gist server on 127.0.0.1:0 with its metrics listener on another ephemeral port,
+/// shut down when dropped.
 pub struct TestServer {
     /// Where it listens.
     pub addr: std::net::SocketAddr,
+    /// Where `GET /metrics` is served.
+    pub metrics_addr: std::net::SocketAddr,
     shutdown_tx: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -279,27 +282,50 @@ pub struct TestServer {
 impl TestServer {
     /// Serve `worker` with `limits` on an ephemeral port.
     pub async fn start(worker: gist::worker::Worker, limits: gist::api::Limits) -> TestServer {
+        Self::start_with(worker, limits, gist::server::ServerArgs::default()).await
+    }
+
+    /// Serve `worker` with `limits` and transport settings `args`.
+    pub async fn start_with(
+        worker: gist::worker::Worker,
+        limits: gist::api::Limits,
+        args: gist::server::ServerArgs,
+    ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_addr = metrics_listener.local_addr().unwrap();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let state = gist::service::AppState { worker, limits };
+        let metrics = worker.metrics();
+        let state = gist::service::AppState {
+            metrics: metrics.clone(),
+            worker,
+            limits,
+            request_timeout: args.request_timeout(),
+        };
+        tokio::spawn(gist::metrics::serve(
+            metrics_listener,
+            metrics,
+            std::future::pending(),
+        ));
         let task = tokio::spawn(async move {
-            gist::server::serve(
-                listener,
-                state,
-                gist::server::ServerArgs::default(),
-                async {
-                    let _ = shutdown_rx.await;
-                },
-            )
+            gist::server::serve(listener, state, args, async {
+                let _ = shutdown_rx.await;
+            })
             .await
             .unwrap();
         });
         TestServer {
             addr,
+            metrics_addr,
             shutdown_tx: Some(shutdown_tx),
             task: Some(task),
         }
+    }
+
+    /// The metrics page, as a scraper sees it.
+    pub async fn metrics(&self) -> String {
+        http_get(self.metrics_addr, "/metrics").await
     }
 
     /// A client channel to the server (the listener is bound, so no waiting is needed).
@@ -328,4 +354,26 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// A plain HTTP/1.1 GET; the body of the answer (panics unless it is 200).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nhost: gist\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// The value of a metric line `name{labels} value` in a Prometheus text page (0 when absent).
+pub fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or(0.0)
 }
