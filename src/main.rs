@@ -46,6 +46,8 @@ fn spawn_worker(model: ModelArgs, args: worker::WorkerArgs) -> worker::Worker {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(config = %serde_json::to_string(&args)?, "starting gist");
+    // Certificate, key and token files are checked before the port is bound.
+    let security = gist::security::Security::load(&args.server)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -55,7 +57,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         worker,
         limits: args.limits,
     };
-    server::serve(listener, state, args.server, shutdown_signal()).await?;
+    server::serve_with_security(listener, state, args.server, security, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
