@@ -5,6 +5,7 @@
 //! - [`api`]: request validation against [`api::Limits`], and result → message conversion.
 //! - [`service`]: the tonic service impls (validate, enqueue, convert).
 //! - [`server`]: `serve(listener, state, args, shutdown)`: health, reflection, limits.
+//! - [`security`]: TLS and mTLS from PEM files, bearer tokens; checked at start-up.
 //! - [`worker`]: the model thread, its bounded queue and lifecycle.
 //! - [`tasks`]: the key-point and entity pipelines the model thread runs.
 //! - [`engine`]: the synchronous model trait; rust-bert and fake implementations.
@@ -24,6 +25,7 @@ pub mod eval;
 pub mod manifest;
 pub mod metrics;
 pub mod pb;
+pub mod security;
 pub mod server;
 pub mod service;
 pub mod tasks;

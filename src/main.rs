@@ -51,6 +51,8 @@ fn spawn_worker(
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(config = %serde_json::to_string(&args)?, "starting gist");
+    // Certificate, key and token files are checked before the port is bound.
+    let security = gist::security::Security::load(&args.server)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -77,7 +79,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         request_timeout: args.server.request_timeout(),
     };
-    server::serve(listener, state, args.server, shutdown_signal()).await?;
+    server::serve_with_security(listener, state, args.server, security, shutdown_signal())
+        .await?;
     let _ = stop_metrics.send(());
     tracing::info!("stopped");
     Ok(())

@@ -1,11 +1,15 @@
 //! The gRPC server: gist's services, standard health checking that follows the model
-//! thread, and server reflection (v1 and v1alpha, so grpcurl 1.8 works with no .proto).
+//! thread, server reflection (v1 and v1alpha, so grpcurl 1.8 works with no .proto), and
+//! the transport security of [`crate::security`]: TLS on the listener, credentials checked
+//! in front of gist's services and reflection, health left open for probes.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
@@ -14,11 +18,12 @@ use crate::pb;
 use crate::pb::analyzer_server::AnalyzerServer;
 use crate::pb::entity_extractor_server::EntityExtractorServer;
 use crate::pb::summarizer_server::SummarizerServer;
+use crate::security::{Security, SecurityError};
 use crate::service::{AnalyzerService, AppState, EntityExtractorService, SummarizerService};
 use crate::worker::WorkerState;
 
-/// Transport and lifecycle settings of the server.
-#[derive(Debug, Clone, Copy, PartialEq, clap::Args, serde::Serialize)]
+/// Transport, security and lifecycle settings of the server.
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Serialize)]
 pub struct ServerArgs {
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "GIST_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -35,6 +40,26 @@ pub struct ServerArgs {
     /// HTTP/2 keep-alive ping interval, in seconds (a peer silent for 20 s more is dropped).
     #[arg(long, env = "GIST_KEEPALIVE_SECS", default_value_t = 30)]
     pub keepalive_secs: u64,
+    /// Serve TLS with this PEM certificate chain (server certificate first); needs --tls-key.
+    #[arg(long, env = "GIST_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, RSA or EC).
+    #[arg(long, env = "GIST_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by a CA in this PEM file (mutual TLS) for gist's
+    /// services and reflection; health stays open. Needs --tls-cert.
+    #[arg(
+        long,
+        env = "GIST_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Require `authorization: Bearer <token>` with one of the tokens in this file (one per
+    /// line; blank lines and # comments skipped) for gist's services and reflection; health
+    /// stays open.
+    #[arg(long, env = "GIST_AUTH_TOKENS", value_name = "FILE")]
+    pub auth_tokens: Option<PathBuf>,
 }
 
 impl Default for ServerArgs {
@@ -45,6 +70,10 @@ impl Default for ServerArgs {
             drain_timeout_secs: 30,
             concurrency_per_connection: 256,
             keepalive_secs: 30,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            auth_tokens: None,
         }
     }
 }
@@ -56,18 +85,56 @@ impl ServerArgs {
     }
 }
 
-/// Serve gist on an already-bound listener until `shutdown` completes, then shut down
-/// gracefully: health turns NOT_SERVING at once, new requests are refused UNAVAILABLE,
-/// accepted ones finish (at most `--drain-timeout-secs`), and the call returns.
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A TLS or token setting is unusable.
+    #[error(transparent)]
+    Security(#[from] SecurityError),
+    /// The transport failed.
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serve gist on an already-bound listener until `shutdown` completes, with the security
+/// files named in `args` loaded first; then shut down gracefully: health turns NOT_SERVING
+/// at once, new requests are refused UNAVAILABLE, accepted ones finish (at most
+/// `--drain-timeout-secs`), and the call returns.
 ///
 /// # Errors
-/// Transport errors.
+/// [`ServeError::Security`] if a TLS or token file is unusable; the transport's error if
+/// the server cannot run.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     args: ServerArgs,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), ServeError> {
+    let security = Security::load(&args)?;
+    serve_with_security(listener, state, args, security, shutdown).await
+}
+
+/// [`serve`] with security already loaded (the binary loads it before binding the port, so
+/// a bad file stops it before anything else happens).
+///
+/// # Errors
+/// The transport's error if the server cannot run.
+pub async fn serve_with_security(
+    listener: TcpListener,
+    state: AppState,
+    args: ServerArgs,
+    security: Security,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    if let Ok(address) = listener.local_addr() {
+        security.log(address);
+    }
+    let mut builder = Server::builder();
+    if let Some(tls) = security.tls() {
+        builder = builder.tls_config(tls)?;
+    }
+    let auth = security.auth();
+
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", ServingStatus::NotServing)
@@ -75,6 +142,7 @@ pub async fn serve(
     set_health(&reporter, ALL_NOT_SERVING).await;
     let health_task = tokio::spawn(follow_worker(state.worker.state(), reporter.clone()));
 
+    // Reflection describes the API, so it asks for the same credentials as the API does.
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -112,20 +180,20 @@ pub async fn serve(
     };
 
     let keepalive = Duration::from_secs(args.keepalive_secs.max(1));
-    let result = Server::builder()
+    let result = builder
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .concurrency_limit_per_connection(args.concurrency_per_connection.max(1))
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(summarizer)
-        .add_service(extractor)
-        .add_service(analyzer)
+        .add_service(InterceptedService::new(reflection_v1, auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
+        .add_service(InterceptedService::new(summarizer, auth.clone()))
+        .add_service(InterceptedService::new(extractor, auth.clone()))
+        .add_service(InterceptedService::new(analyzer, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drained)
         .await;
     health_task.abort();
-    result
+    Ok(result?)
 }
 
 const SUMMARIZER: &str = "gist.v1.Summarizer";
