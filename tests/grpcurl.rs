@@ -99,6 +99,44 @@ async fn grpcurl_lists_services_and_summarizes_the_khan_li_article() {
         );
     }
 
+    // The README's Analyze command on the same request: extractive key points are
+    // sentences of the source, so every name in them is mentioned there.
+    let analyze = tokio::task::spawn_blocking({
+        let (grpcurl, addr) = (grpcurl.clone(), addr.clone());
+        move || {
+            let request =
+                std::fs::File::open(common::repo().join("examples/request.json")).unwrap();
+            Command::new(grpcurl)
+                .args(["-plaintext", "-d", "@", &addr, "gist.v1.Analyzer/Analyze"])
+                .stdin(request)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        analyze.status.success(),
+        "grpcurl Analyze failed: {}",
+        String::from_utf8_lossy(&analyze.stderr)
+    );
+    let response: serde_json::Value = serde_json::from_slice(&analyze.stdout).unwrap();
+    assert_eq!(response["id"], "khan-li-call");
+    let checked = response["summaryEntities"].as_array().unwrap();
+    assert!(!checked.is_empty(), "{response}");
+    for entity in checked {
+        assert_eq!(entity["supported"], true, "{entity}");
+        for m in entity["mentions"].as_array().unwrap() {
+            let (start, end) = (
+                m["start"].as_u64().unwrap_or(0) as usize,
+                m["end"].as_u64().unwrap() as usize,
+            );
+            let found: String = chars[start..end].iter().collect();
+            assert_eq!(found, entity["entity"]["text"].as_str().unwrap());
+        }
+    }
+    assert!(response.get("unsupportedEntities").is_none(), "{response}");
+
     // Health through grpcurl, as a load balancer probe would.
     let health = tokio::task::spawn_blocking(move || {
         Command::new(grpcurl)
