@@ -210,10 +210,7 @@ fn entity_filter(min_score: Option<f32>, labels: Vec<String>) -> Result<(f32, Ve
     if labels.len() > MAX_LABELS {
         return Err(Error::invalid(
             "labels",
-            format!(
-                "has {} entries; the limit is {MAX_LABELS}",
-                labels.len()
-            ),
+            format!("has {} entries; the limit is {MAX_LABELS}", labels.len()),
         ));
     }
     if labels.iter().any(|l| l.trim().is_empty()) {
@@ -327,11 +324,7 @@ pub fn analyze_response(id: String, a: Analysis) -> pb::AnalyzeResponse {
 pub fn entities_response(id: String, e: Entities) -> pb::ExtractEntitiesResponse {
     pb::ExtractEntitiesResponse {
         id,
-        entities: e
-            .entities
-            .into_iter()
-            .map(entity_message)
-            .collect(),
+        entities: e.entities.into_iter().map(entity_message).collect(),
         model: e.model,
         input_tokens: u32_of(e.input_tokens),
     }

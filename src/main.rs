@@ -79,8 +79,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         request_timeout: args.server.request_timeout(),
     };
-    server::serve_with_security(listener, state, args.server, security, shutdown_signal())
-        .await?;
+    server::serve_with_security(listener, state, args.server, security, shutdown_signal()).await?;
     let _ = stop_metrics.send(());
     tracing::info!("stopped");
     Ok(())
@@ -127,7 +126,11 @@ async fn summarize(args: SummarizeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let job = api::summarize_job(request, &api::Limits::default())?;
-    let worker = spawn_worker(args.model, worker::WorkerArgs::default(), gist::metrics::Metrics::new());
+    let worker = spawn_worker(
+        args.model,
+        worker::WorkerArgs::default(),
+        gist::metrics::Metrics::new(),
+    );
     worker.ready().await?;
     let summary = worker.summarize(job, None).await?.value;
     println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -143,7 +146,11 @@ async fn entities(args: EntitiesArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let job = api::entities_job(request, &api::Limits::default())?;
-    let worker = spawn_worker(args.model, worker::WorkerArgs::default(), gist::metrics::Metrics::new());
+    let worker = spawn_worker(
+        args.model,
+        worker::WorkerArgs::default(),
+        gist::metrics::Metrics::new(),
+    );
     worker.ready().await?;
     let entities = worker.extract_entities(job, None).await?.value;
     println!("{}", serde_json::to_string_pretty(&entities)?);

@@ -53,7 +53,9 @@ impl Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let histogram = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
@@ -62,7 +64,9 @@ impl Metrics {
                 labels,
             )
             .expect("valid metric");
-            registry.register(Box::new(h.clone())).expect("unique metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
             h
         };
         let requests = counter(
@@ -136,9 +140,7 @@ impl Metrics {
         #[cfg(target_os = "linux")]
         {
             let process = prometheus::process_collector::ProcessCollector::for_self();
-            registry
-                .register(Box::new(process))
-                .expect("unique metric");
+            registry.register(Box::new(process)).expect("unique metric");
         }
         for queue in crate::worker::Queue::ALL {
             queue_depth.with_label_values(&[queue.name()]).set(0);
@@ -272,8 +274,7 @@ pub async fn serve(
             let mut buf = [0u8; 1024];
             // Read the request head (bounded, with a timeout against idle sockets).
             let read = tokio::time::timeout(Duration::from_secs(5), async {
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024
-                {
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
                     match stream.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => request.extend_from_slice(&buf[..n]),
@@ -324,8 +325,13 @@ mod tests {
         m.batch("summarize", 3);
         m.set_queue_depth("entities", 7);
         let text = m.render();
-        assert!(text.contains(r#"gist_requests_total{code="OK",rpc="Summarize"} 1"#), "{text}");
-        assert!(text.contains(r#"gist_requests_total{code="RESOURCE_EXHAUSTED",rpc="Summarize"} 1"#));
+        assert!(
+            text.contains(r#"gist_requests_total{code="OK",rpc="Summarize"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"gist_requests_total{code="RESOURCE_EXHAUSTED",rpc="Summarize"} 1"#)
+        );
         assert!(text.contains(r#"gist_batch_size_sum{queue="summarize"} 3"#));
         assert!(text.contains(r#"gist_queue_depth{queue="entities"} 7"#));
         assert!(text.contains(r#"gist_queue_depth{queue="analyze"} 0"#));

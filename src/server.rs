@@ -219,7 +219,9 @@ async fn set_health(reporter: &HealthReporter, health: Health) {
     reporter
         .set_service_status(SUMMARIZER, health.summarizer)
         .await;
-    reporter.set_service_status(EXTRACTOR, health.extractor).await;
+    reporter
+        .set_service_status(EXTRACTOR, health.extractor)
+        .await;
     reporter.set_service_status(ANALYZER, health.analyzer).await;
 }
 

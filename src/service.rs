@@ -71,13 +71,18 @@ impl pb::entity_extractor_server::EntityExtractor for EntityExtractorService {
         request: Request<pb::ExtractEntitiesRequest>,
     ) -> Result<Response<pb::ExtractEntitiesResponse>, Status> {
         let state = &self.0;
-        handle(state, "ExtractEntities", request, |req, deadline| async move {
-            let id = req.id.clone();
-            let job = api::entities_job(req, &state.limits)?;
-            let done = state.worker.extract_entities(job, Some(deadline)).await?;
-            let tokens = done.value.input_tokens;
-            Ok(done.map(|e| (api::entities_response(id, e), tokens)))
-        })
+        handle(
+            state,
+            "ExtractEntities",
+            request,
+            |req, deadline| async move {
+                let id = req.id.clone();
+                let job = api::entities_job(req, &state.limits)?;
+                let done = state.worker.extract_entities(job, Some(deadline)).await?;
+                let tokens = done.value.input_tokens;
+                Ok(done.map(|e| (api::entities_response(id, e), tokens)))
+            },
+        )
         .await
     }
 }
@@ -119,9 +124,7 @@ fn request_id(metadata: &MetadataMap) -> String {
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|id| {
-            !id.is_empty()
-                && id.len() <= MAX_REQUEST_ID
-                && id.bytes().all(|b| b.is_ascii_graphic())
+            !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic())
         })
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
@@ -155,7 +158,9 @@ fn deadline(metadata: &MetadataMap, server_timeout: Duration, received: Instant)
         .get("grpc-timeout")
         .and_then(|v| v.to_str().ok())
         .and_then(parse_grpc_timeout)
-        .map(|c| c.saturating_sub((c / 20).clamp(Duration::from_millis(1), Duration::from_millis(20))));
+        .map(|c| {
+            c.saturating_sub((c / 20).clamp(Duration::from_millis(1), Duration::from_millis(20)))
+        });
     received + client.map_or(server_timeout, |c| c.min(server_timeout))
 }
 
@@ -169,8 +174,16 @@ fn timing_metadata(metadata: &mut MetadataMap, id: &str, timing: Option<Timing>,
     insert(metadata, "x-request-id", id);
     insert(metadata, "x-total-time-ms", &total.as_millis().to_string());
     if let Some(t) = timing {
-        insert(metadata, "x-queue-time-ms", &t.queue.as_millis().to_string());
-        insert(metadata, "x-inference-time-ms", &t.inference.as_millis().to_string());
+        insert(
+            metadata,
+            "x-queue-time-ms",
+            &t.queue.as_millis().to_string(),
+        );
+        insert(
+            metadata,
+            "x-inference-time-ms",
+            &t.inference.as_millis().to_string(),
+        );
         insert(metadata, "x-batch-size", &t.batch_size.to_string());
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::engine::{Embedding, Engine, EngineInfo, Generation};
+use crate::engine::{Embedding, Engine, EngineInfo, Generation, Role};
 use crate::error::{Error, Result};
 use crate::text::entities::{self, Entity};
 use crate::text::offsets::Span;
@@ -313,7 +313,7 @@ fn summarize_abstractive(
         .max_input_tokens
         .saturating_sub(WINDOW_MARGIN)
         .max(WINDOW_MARGIN);
-    let counts = engine.summarizer_tokens(&content)?;
+    let counts = engine.count_tokens(Role::Summarizer, &content)?;
     let input_tokens = counts.iter().sum();
     let mut truncated = counts.iter().any(|&n| n > window);
     let mut pieces = chunks::pack(&content, &counts, window);
@@ -348,7 +348,7 @@ fn summarize_abstractive(
         }
         // Reduce: the chunk summaries, in order, are the next round's input.
         let parts: Vec<&str> = summaries.iter().map(String::as_str).collect();
-        let counts = engine.summarizer_tokens(&parts)?;
+        let counts = engine.count_tokens(Role::Summarizer, &parts)?;
         pieces = chunks::pack(&parts, &counts, window);
         rounds += 1;
     };
@@ -433,7 +433,10 @@ pub fn extract_entities_many(
 
 /// Extract entities for each job: all texts share forward passes; if the batch fails, each
 /// job runs alone so that one bad input fails alone.
-pub fn extract_entities_each(engine: &mut dyn Engine, jobs: &[&EntitiesJob]) -> Vec<Result<Entities>> {
+pub fn extract_entities_each(
+    engine: &mut dyn Engine,
+    jobs: &[&EntitiesJob],
+) -> Vec<Result<Entities>> {
     let owned: Vec<EntitiesJob> = jobs.iter().map(|j| (*j).clone()).collect();
     match extract_entities_many(engine, &owned) {
         Ok(all) => all.into_iter().map(Ok).collect(),
@@ -452,7 +455,11 @@ pub fn extract_entities_each(engine: &mut dyn Engine, jobs: &[&EntitiesJob]) -> 
 /// # Errors
 /// As [`summarize`] and [`extract_entities`]; [`Error::Cancelled`] when `wanted` turns
 /// false between pieces of the work.
-pub fn analyze(engine: &mut dyn Engine, job: &AnalyzeJob, wanted: &dyn Fn() -> bool) -> Result<Analysis> {
+pub fn analyze(
+    engine: &mut dyn Engine,
+    job: &AnalyzeJob,
+    wanted: &dyn Fn() -> bool,
+) -> Result<Analysis> {
     let model = engine
         .info()
         .ner
@@ -462,12 +469,17 @@ pub fn analyze(engine: &mut dyn Engine, job: &AnalyzeJob, wanted: &dyn Fn() -> b
         .pop()
         .unwrap_or_else(|| Err(Error::Internal("no summary returned".into())))?;
     if !wanted() {
-        return Err(Error::Cancelled("the caller no longer waits for this analysis".into()));
+        return Err(Error::Cancelled(
+            "the caller no longer waits for this analysis".into(),
+        ));
     }
     let source = job.summarize.text.as_str();
     let mut tagged = engine.tag(&[source, summary.summary.as_str()])?;
     if tagged.len() != 2 {
-        return Err(Error::Internal(format!("{} tag lists for 2 texts", tagged.len())));
+        return Err(Error::Internal(format!(
+            "{} tag lists for 2 texts",
+            tagged.len()
+        )));
     }
     let summary_tags = tagged.pop().unwrap_or_else(|| unreachable!());
     let source_tags = tagged.pop().unwrap_or_else(|| unreachable!());

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 
-use crate::engine::{Engine, EngineInfo};
+use crate::engine::{Engine, EngineInfo, Role};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::tasks::{self, Analysis, AnalyzeJob, Entities, EntitiesJob, SummarizeJob, Summary};
@@ -54,6 +54,10 @@ pub struct WorkerArgs {
     /// arrive, in milliseconds (0: never wait; batches still form under load).
     #[arg(long, env = "GIST_BATCH_DELAY_MS", default_value_t = 5)]
     pub batch_delay_ms: u64,
+    /// Longest accepted text in model tokens (counted with the tokenizer of the model the
+    /// request needs, on the model thread); longer ones get INVALID_ARGUMENT.
+    #[arg(long, env = "GIST_MAX_TEXT_TOKENS", default_value_t = 32_768)]
+    pub max_text_tokens: usize,
 }
 
 impl Default for WorkerArgs {
@@ -63,6 +67,7 @@ impl Default for WorkerArgs {
             max_batch: 16,
             max_batch_tokens: 16_384,
             batch_delay_ms: 5,
+            max_text_tokens: 32_768,
         }
     }
 }
@@ -323,13 +328,18 @@ impl Worker {
         );
         let refuse = || {
             Error::Unavailable(
-                "the server shut down before this request ran: retry on another replica"
-                    .into(),
+                "the server shut down before this request ran: retry on another replica".into(),
             )
         };
-        summarize.into_iter().for_each(|p| drop(p.reply.send(Err(refuse()))));
-        entities.into_iter().for_each(|p| drop(p.reply.send(Err(refuse()))));
-        analyze.into_iter().for_each(|p| drop(p.reply.send(Err(refuse()))));
+        summarize
+            .into_iter()
+            .for_each(|p| drop(p.reply.send(Err(refuse()))));
+        entities
+            .into_iter()
+            .for_each(|p| drop(p.reply.send(Err(refuse()))));
+        analyze
+            .into_iter()
+            .for_each(|p| drop(p.reply.send(Err(refuse()))));
         false
     }
 
@@ -496,25 +506,51 @@ where
     tracing::info!(load_ms = started.elapsed().as_millis() as u64, models = ?info, "models loaded");
     state.0.send_replace(WorkerState::Ready(info));
 
+    let engine = engine.as_mut();
+    let info = engine.info().clone();
+    let summarizer_for = |mode: tasks::Mode| match mode {
+        tasks::Mode::Abstractive => Role::Summarizer,
+        tasks::Mode::Auto if info.summarizer.is_some() => Role::Summarizer,
+        _ => Role::Encoder,
+    };
     while let Some(batch) = next_batch(&shared) {
         match batch {
-            Batch::Summarize(items) => run(&shared, Queue::Summarize, items, |jobs, live| {
-                tasks::summarize_many(engine.as_mut(), jobs, live)
-            }),
-            Batch::Entities(items) => run(&shared, Queue::Entities, items, |jobs, _| {
-                tasks::extract_entities_each(engine.as_mut(), jobs)
-            }),
-            Batch::Analyze(items) => run(&shared, Queue::Analyze, items, |jobs, live| {
-                jobs.iter()
-                    .enumerate()
-                    .map(|(i, job)| {
-                        if !live(i) {
-                            return Err(Error::Cancelled("dropped".into()));
-                        }
-                        tasks::analyze(engine.as_mut(), job, &|| live(i))
-                    })
-                    .collect()
-            }),
+            Batch::Summarize(items) => run(
+                &shared,
+                Queue::Summarize,
+                items,
+                engine,
+                |engine, job| {
+                    within_tokens(engine, summarizer_for(job.mode), &job.text, &shared.args)
+                },
+                |engine, jobs, live| tasks::summarize_many(engine, jobs, live),
+            ),
+            Batch::Entities(items) => run(
+                &shared,
+                Queue::Entities,
+                items,
+                engine,
+                |engine, job| within_tokens(engine, Role::Ner, &job.text, &shared.args),
+                |engine, jobs, _| tasks::extract_entities_each(engine, jobs),
+            ),
+            Batch::Analyze(items) => run(
+                &shared,
+                Queue::Analyze,
+                items,
+                engine,
+                |engine, job| within_tokens(engine, Role::Ner, &job.summarize.text, &shared.args),
+                |engine, jobs, live| {
+                    jobs.iter()
+                        .enumerate()
+                        .map(|(i, job)| {
+                            if !live(i) {
+                                return Err(Error::Cancelled("dropped".into()));
+                            }
+                            tasks::analyze(engine, job, &|| live(i))
+                        })
+                        .collect()
+                },
+            ),
         }
     }
     tracing::info!("model thread stopped: queues closed and drained");
@@ -558,13 +594,43 @@ fn next_batch(shared: &Shared) -> Option<Batch> {
     Some(batch)
 }
 
-/// Answer expired requests, drop abandoned ones, run the rest as one batch and send each
-/// caller its own result.
+/// The `--max-text-tokens` rule, with the tokenizer of the model that will read the text.
+fn within_tokens(
+    engine: &mut dyn Engine,
+    model: Role,
+    text: &str,
+    args: &WorkerArgs,
+) -> Result<()> {
+    // Cheap bound first: no tokenizer makes more tokens than bytes plus special tokens.
+    if text.len() + 8 <= args.max_text_tokens {
+        return Ok(());
+    }
+    let tokens = engine
+        .count_tokens(model, &[text])?
+        .first()
+        .copied()
+        .unwrap_or(0);
+    if tokens > args.max_text_tokens {
+        return Err(Error::invalid(
+            "text",
+            format!(
+                "is {tokens} model tokens long; the limit is {} (--max-text-tokens)",
+                args.max_text_tokens
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Answer expired requests, drop abandoned ones, refuse those over the token limit, run the
+/// rest as one batch and send each caller its own result.
 fn run<J, R>(
     shared: &Shared,
     queue: Queue,
     items: Vec<Pending<J, R>>,
-    task: impl FnOnce(&[&J], &dyn Fn(usize) -> bool) -> Vec<Result<R>>,
+    engine: &mut dyn Engine,
+    mut admit: impl FnMut(&mut dyn Engine, &J) -> Result<()>,
+    task: impl FnOnce(&mut dyn Engine, &[&J], &dyn Fn(usize) -> bool) -> Vec<Result<R>>,
 ) {
     let metrics = &shared.metrics;
     let now = Instant::now();
@@ -580,6 +646,8 @@ fn run<J, R>(
                 waited.as_millis(),
                 queue.name()
             ))));
+        } else if let Err(err) = guarded(|| admit(engine, &item.job)) {
+            let _ = item.reply.send(Err(err));
         } else {
             live.push(item);
         }
@@ -596,7 +664,7 @@ fn run<J, R>(
             .is_some_and(|p| !p.reply.is_closed() && p.deadline.is_none_or(|d| Instant::now() < d))
     };
     let started = Instant::now();
-    let results = guarded(|| Ok(task(&jobs, &still_wanted)))
+    let results = guarded(|| Ok(task(engine, &jobs, &still_wanted)))
         .unwrap_or_else(|err| (0..size).map(|_| Err(clone_error(&err))).collect());
     let inference = started.elapsed();
     metrics.inference(queue.name(), inference);

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use common::TestServer;
 use gist::api::Limits;
 use gist::engine::fake::FakeEngine;
-use gist::engine::{Embedding, Engine, EngineInfo, Generated, Generation, Tagged};
+use gist::engine::{Embedding, Engine, EngineInfo, Generated, Generation, Role, Tagged};
+use gist::metrics::Metrics;
 use gist::pb;
 use gist::pb::entity_extractor_client::EntityExtractorClient;
 use gist::pb::summarizer_client::SummarizerClient;
-use gist::metrics::Metrics;
 use gist::worker::{Queue, Worker, WorkerArgs};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -429,8 +429,8 @@ impl Engine for Gated {
     fn generate(&mut self, t: &[&str], o: &Generation) -> gist::Result<Vec<Generated>> {
         self.inner.generate(t, o)
     }
-    fn summarizer_tokens(&mut self, t: &[&str]) -> gist::Result<Vec<usize>> {
-        self.inner.summarizer_tokens(t)
+    fn count_tokens(&mut self, m: Role, t: &[&str]) -> gist::Result<Vec<usize>> {
+        self.inner.count_tokens(m, t)
     }
 }
 
@@ -503,8 +503,8 @@ impl Engine for Panicky {
     fn generate(&mut self, t: &[&str], o: &Generation) -> gist::Result<Vec<Generated>> {
         self.0.generate(t, o)
     }
-    fn summarizer_tokens(&mut self, t: &[&str]) -> gist::Result<Vec<usize>> {
-        self.0.summarizer_tokens(t)
+    fn count_tokens(&mut self, m: Role, t: &[&str]) -> gist::Result<Vec<usize>> {
+        self.0.count_tokens(m, t)
     }
 }
 

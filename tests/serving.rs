@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::{metric, TestServer};
 use gist::api::Limits;
 use gist::engine::fake::FakeEngine;
-use gist::engine::{Embedding, Engine, EngineInfo, Generated, Generation, Tagged};
+use gist::engine::{Embedding, Engine, EngineInfo, Generated, Generation, Role, Tagged};
 use gist::metrics::Metrics;
 use gist::pb;
 use gist::pb::analyzer_client::AnalyzerClient;
@@ -79,7 +79,14 @@ async fn concurrent_requests_share_a_batch_and_each_gets_its_own_answer() {
     assert!(blocker.await.unwrap().is_ok());
     for (call, name) in calls.into_iter().zip(NAMES) {
         let response = call.await.unwrap();
-        let batch: usize = response.metadata().get("x-batch-size").unwrap().to_str().unwrap().parse().unwrap();
+        let batch: usize = response
+            .metadata()
+            .get("x-batch-size")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(batch > 1, "{name} ran in a batch of {batch}");
         let body = response.into_inner();
         assert_eq!(body.id, name);
@@ -92,7 +99,10 @@ async fn concurrent_requests_share_a_batch_and_each_gets_its_own_answer() {
     assert_eq!(requests, 7.0, "{page}");
     assert!(batches < 7.0, "7 requests ran in {batches} batches");
     assert_eq!(
-        metric(&page, r#"gist_requests_total{code="OK",rpc="ExtractEntities"}"#),
+        metric(
+            &page,
+            r#"gist_requests_total{code="OK",rpc="ExtractEntities"}"#
+        ),
         7.0
     );
 }
@@ -120,17 +130,32 @@ async fn an_expired_deadline_never_reaches_the_model() {
     let started = Instant::now();
     let status = late.summarize(request).await.unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
-    assert!(started.elapsed() < Duration::from_millis(350), "answered at the deadline, not after the model");
+    assert!(
+        started.elapsed() < Duration::from_millis(350),
+        "answered at the deadline, not after the model"
+    );
     assert!(blocker.await.unwrap().is_ok());
     // Let the model thread look at the queue again, then check it never ran the late one.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let page = server.metrics().await;
-    assert_eq!(metric(&page, r#"gist_batch_size_count{queue="summarize"}"#), 1.0, "{page}");
-    let dropped = metric(&page, r#"gist_dropped_total{queue="summarize",reason="cancelled"}"#)
-        + metric(&page, r#"gist_dropped_total{queue="summarize",reason="deadline"}"#);
+    assert_eq!(
+        metric(&page, r#"gist_batch_size_count{queue="summarize"}"#),
+        1.0,
+        "{page}"
+    );
+    let dropped = metric(
+        &page,
+        r#"gist_dropped_total{queue="summarize",reason="cancelled"}"#,
+    ) + metric(
+        &page,
+        r#"gist_dropped_total{queue="summarize",reason="deadline"}"#,
+    );
     assert_eq!(dropped, 1.0, "{page}");
     assert_eq!(
-        metric(&page, r#"gist_requests_total{code="DEADLINE_EXCEEDED",rpc="Summarize"}"#),
+        metric(
+            &page,
+            r#"gist_requests_total{code="DEADLINE_EXCEEDED",rpc="Summarize"}"#
+        ),
         1.0
     );
 }
@@ -149,7 +174,12 @@ async fn responses_carry_the_request_id_and_timing() {
     let response = client.summarize(request).await.unwrap();
     let m = response.metadata();
     assert_eq!(m.get("x-request-id").unwrap(), "trace-42");
-    for key in ["x-queue-time-ms", "x-inference-time-ms", "x-total-time-ms", "x-batch-size"] {
+    for key in [
+        "x-queue-time-ms",
+        "x-inference-time-ms",
+        "x-total-time-ms",
+        "x-batch-size",
+    ] {
         let value: u64 = m.get(key).unwrap().to_str().unwrap().parse().unwrap();
         assert!(value < 60_000, "{key} = {value}");
     }
@@ -162,7 +192,10 @@ async fn responses_carry_the_request_id_and_timing() {
     assert_eq!(status.metadata().get("x-request-id").unwrap().len(), 36);
     let page = server.metrics().await;
     assert_eq!(
-        metric(&page, r#"gist_requests_total{code="INVALID_ARGUMENT",rpc="Summarize"}"#),
+        metric(
+            &page,
+            r#"gist_requests_total{code="INVALID_ARGUMENT",rpc="Summarize"}"#
+        ),
         1.0
     );
     assert!(metric(&page, r#"gist_input_tokens_total{rpc="Summarize"}"#) > 0.0);
@@ -191,7 +224,11 @@ async fn long_abstractive_inputs_are_summarized_in_chunks_not_truncated() {
     assert_eq!(response.mode, pb::SummaryMode::Abstractive as i32);
     // The fake model keeps the first words of each chunk, so the reduce step's input began
     // with the first chunk's summary.
-    assert!(response.summary.starts_with("Sentence number 0 says"), "{}", response.summary);
+    assert!(
+        response.summary.starts_with("Sentence number 0 says"),
+        "{}",
+        response.summary
+    );
     let short = client
         .summarize(pb::SummarizeRequest {
             text: "A short article. It fits.".into(),
@@ -226,8 +263,8 @@ impl Engine for Inventive {
             })
             .collect())
     }
-    fn summarizer_tokens(&mut self, t: &[&str]) -> gist::Result<Vec<usize>> {
-        self.0.summarizer_tokens(t)
+    fn count_tokens(&mut self, m: Role, t: &[&str]) -> gist::Result<Vec<usize>> {
+        self.0.count_tokens(m, t)
     }
 }
 
@@ -248,7 +285,10 @@ async fn analyze_flags_summary_entities_the_source_never_mentions() {
         .into_inner();
     assert_eq!(response.id, "a1");
     let summary = response.summary.unwrap();
-    assert_eq!(summary.summary, "The talks involved Khan and also Zorro yesterday.");
+    assert_eq!(
+        summary.summary,
+        "The talks involved Khan and also Zorro yesterday."
+    );
     let entities = response.entities.unwrap();
     assert!(entities.entities.iter().any(|e| e.text.contains("Keqiang")));
     let checks: Vec<(&str, bool, usize)> = response
@@ -281,7 +321,11 @@ async fn analyze_flags_summary_entities_the_source_never_mentions() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().starts_with("min_score"), "{}", status.message());
+    assert!(
+        status.message().starts_with("min_score"),
+        "{}",
+        status.message()
+    );
 }
 
 /// The real binary: SIGTERM while requests are queued answers every accepted one, turns
@@ -314,10 +358,18 @@ async fn sigterm_drains_every_accepted_request() {
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = loop {
-        let line = lines.next_line().await.unwrap().expect("server exited early");
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("server exited early");
         let json: serde_json::Value = serde_json::from_str(&line).unwrap();
         let fields = &json["fields"];
-        if fields["message"].as_str().unwrap_or("").starts_with("listening") {
+        if fields["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("listening")
+        {
             break fields["address"].as_str().unwrap().to_string();
         }
     };
@@ -402,4 +454,38 @@ async fn sigterm_drains_every_accepted_request() {
     assert!(exit.success(), "{exit:?}");
     let log = log.await.unwrap();
     assert!(log.contains("accepted requests answered"), "{log}");
+}
+
+#[tokio::test]
+async fn texts_over_the_token_limit_are_refused_naming_the_limit() {
+    let server = start(
+        FakeEngine::new(),
+        WorkerArgs {
+            max_text_tokens: 50,
+            ..WorkerArgs::default()
+        },
+    )
+    .await;
+    let long: String = (0..100).map(|i| format!("word{i} ")).collect();
+    let status = EntityExtractorClient::new(server.channel().await)
+        .extract_entities(pb::ExtractEntitiesRequest {
+            text: long.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        status.message(),
+        "text: is 101 model tokens long; the limit is 50 (--max-text-tokens)"
+    );
+    // Short texts pass, and a refused request does not stop the rest of its batch.
+    let mut client = SummarizerClient::new(server.channel().await);
+    assert!(client
+        .summarize(pb::SummarizeRequest {
+            text: "A short text. It fits.".into(),
+            ..Default::default()
+        })
+        .await
+        .is_ok());
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{Embedding, Engine, EngineInfo, Generated, Generation, ModelInfo, Tagged};
+use super::{Embedding, Engine, EngineInfo, Generated, Generation, ModelInfo, Role, Tagged};
 use crate::error::Result;
 use crate::text::entities::WordTag;
 use crate::text::rank::normalize;
@@ -150,7 +150,11 @@ impl Engine for FakeEngine {
             .map(|t| {
                 let words: Vec<&str> = t.split_whitespace().collect();
                 // The fake model reads at most its window, like a real one.
-                let window = self.info.summarizer.as_ref().map_or(512, |m| m.max_input_tokens);
+                let window = self
+                    .info
+                    .summarizer
+                    .as_ref()
+                    .map_or(512, |m| m.max_input_tokens);
                 let seen = &words[..words.len().min(window)];
                 Generated {
                     text: seen[..seen.len().min(options.max_length)].join(" "),
@@ -161,12 +165,21 @@ impl Engine for FakeEngine {
             .collect())
     }
 
-    fn summarizer_tokens(&mut self, texts: &[&str]) -> Result<Vec<usize>> {
-        if self.info.summarizer.is_none() {
-            return Err(crate::Error::FailedPrecondition(
-                super::rust_bert::NO_SUMMARIZER.into(),
-            ));
+    fn count_tokens(&mut self, model: Role, texts: &[&str]) -> Result<Vec<usize>> {
+        let loaded = match model {
+            Role::Encoder => self.info.encoder.is_some(),
+            Role::Ner => self.info.ner.is_some(),
+            Role::Summarizer => self.info.summarizer.is_some(),
+        };
+        if !loaded {
+            return Err(crate::Error::FailedPrecondition(format!(
+                "no {model:?} model is loaded"
+            )));
         }
-        Ok(texts.iter().map(|t| t.split_whitespace().count() + 1).collect())
+        // The fake models' tokens are words.
+        Ok(texts
+            .iter()
+            .map(|t| t.split_whitespace().count() + 1)
+            .collect())
     }
 }

@@ -34,6 +34,17 @@ pub struct EngineInfo {
     pub summarizer: Option<ModelInfo>,
 }
 
+/// The models an engine may hold, by what they do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sentence encoder (extractive key points).
+    Encoder,
+    /// Token classifier (entities).
+    Ner,
+    /// Sequence-to-sequence model (abstractive summaries).
+    Summarizer,
+}
+
 /// A sentence embedding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embedding {
@@ -105,12 +116,14 @@ pub trait Engine {
     /// [`crate::Error::Inference`].
     fn generate(&mut self, texts: &[&str], options: &Generation) -> Result<Vec<Generated>>;
 
-    /// Tokens each text takes in the summarization model's input (prefix and special
-    /// tokens included), for splitting long inputs into pieces that fit its window.
+    /// Tokens each text takes in `model`'s input (special tokens and task prefix
+    /// included): for splitting long inputs into pieces that fit the summarizer's window,
+    /// and for the `--max-text-tokens` limit.
     ///
     /// # Errors
-    /// [`crate::Error::FailedPrecondition`] without a summarization model.
-    fn summarizer_tokens(&mut self, texts: &[&str]) -> Result<Vec<usize>>;
+    /// [`crate::Error::Unavailable`] or [`crate::Error::FailedPrecondition`] when that
+    /// model is not loaded.
+    fn count_tokens(&mut self, model: Role, texts: &[&str]) -> Result<Vec<usize>>;
 }
 
 /// Build the engine the CLI settings ask for. Call it on the model thread.

@@ -20,7 +20,7 @@ use rust_bert::resources::LocalResource;
 use rust_bert::t5::T5Generator;
 use tch::Device;
 
-use super::{Embedding, Engine, EngineInfo, Generated, Generation, ModelInfo, Tagged};
+use super::{Embedding, Engine, EngineInfo, Generated, Generation, ModelInfo, Role, Tagged};
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ModelSpec};
 use crate::text::entities::WordTag;
@@ -567,12 +567,36 @@ impl Engine for RustBertEngine {
         summarizer.generate(texts, options)
     }
 
-    fn summarizer_tokens(&mut self, texts: &[&str]) -> Result<Vec<usize>> {
-        let summarizer = self
-            .summarizer
-            .as_ref()
-            .ok_or_else(|| Error::FailedPrecondition(NO_SUMMARIZER.into()))?;
-        Ok(texts.iter().map(|t| summarizer.count_tokens(t)).collect())
+    fn count_tokens(&mut self, model: Role, texts: &[&str]) -> Result<Vec<usize>> {
+        match model {
+            Role::Summarizer => {
+                let summarizer = self
+                    .summarizer
+                    .as_ref()
+                    .ok_or_else(|| Error::FailedPrecondition(NO_SUMMARIZER.into()))?;
+                Ok(texts.iter().map(|t| summarizer.count_tokens(t)).collect())
+            }
+            Role::Ner => {
+                let ner = self
+                    .ner
+                    .as_ref()
+                    .ok_or_else(|| Error::Unavailable(NO_NER.into()))?;
+                Ok(texts
+                    .iter()
+                    .map(|t| ner.tokenizer.tokenize(t).len() + 2)
+                    .collect())
+            }
+            Role::Encoder => {
+                let encoder = self.encoder.as_ref().ok_or_else(|| {
+                    Error::Unavailable("no sentence encoder is configured".into())
+                })?;
+                let tokenizer = encoder.model.get_tokenizer();
+                Ok(texts
+                    .iter()
+                    .map(|t| tokenizer.tokenize(t).len() + 2)
+                    .collect())
+            }
+        }
     }
 }
 

@@ -36,7 +36,10 @@ mod tests {
         let counts = [2, 3, 1, 4, 1];
         assert_eq!(pack(&parts, &counts, 6), ["a b c d e f", "g h i j k"]);
         assert_eq!(pack(&parts, &counts, 100), ["a b c d e f g h i j k"]);
-        assert_eq!(pack(&parts, &counts, 3), ["a b", "c d e", "f", "g h i j", "k"]);
+        assert_eq!(
+            pack(&parts, &counts, 3),
+            ["a b", "c d e", "f", "g h i j", "k"]
+        );
         assert!(pack(&[], &[], 10).is_empty());
     }
 

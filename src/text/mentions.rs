@@ -76,7 +76,10 @@ fn occurrences(source: &str, words: &[String], ignore_case: bool) -> Vec<Span> {
     let toks = tokens(source);
     let is_word_char = |s: &str, byte: usize, before: bool| {
         if before {
-            s[..byte].chars().next_back().is_some_and(char::is_alphanumeric)
+            s[..byte]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphanumeric)
         } else {
             s[byte..].chars().next().is_some_and(char::is_alphanumeric)
         }

@@ -236,6 +236,9 @@ mod tests {
         };
         let short = select(&[candidate(w.long_words)], 1, &w)[0].1;
         let long = select(&[candidate(w.long_words + 1)], 1, &w)[0].1;
-        assert!((long - short * w.long_factor).abs() < 1e-6, "{long} vs {short}");
+        assert!(
+            (long - short * w.long_factor).abs() < 1e-6,
+            "{long} vs {short}"
+        );
     }
 }

@@ -374,6 +374,9 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 /// The value of a metric line `name{labels} value` in a Prometheus text page (0 when absent).
 pub fn metric(page: &str, series: &str) -> f64 {
     page.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
         .unwrap_or(0.0)
 }
