@@ -34,6 +34,68 @@ pub enum Command {
     /// Measure the models with the field's standard scores.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Bring Hugging Face checkpoints into the models folder and name them in models.toml.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+/// `gist models …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Prepare a local Hugging Face snapshot folder for gist: check the architecture and
+    /// files, write model.safetensors with the tensor names rust-bert reads, derive
+    /// tokenizer files from tokenizer.json, load and run the result, then set the task's
+    /// section of models.toml to it.
+    Import(ImportArgs),
+}
+
+/// Where an imported model goes.
+#[derive(Debug, Clone, Args)]
+pub struct ImportTarget {
+    /// What the model is for: its section in models.toml ([ner], [summarizer], [encoder]).
+    #[arg(long, value_enum)]
+    pub task: TaskArg,
+    /// Folder with models.toml; the model is prepared in a subfolder named after it.
+    #[arg(long, env = "GIST_MODELS", default_value = "models")]
+    pub models: PathBuf,
+    /// Replace an existing model folder of the same name.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `gist models import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// Snapshot folder: config.json, model.safetensors (or shards, or pytorch_model.bin),
+    /// tokenizer files.
+    pub dir: PathBuf,
+    /// Model name: the folder under --models and the name in models.toml.
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: String,
+    /// Destination.
+    #[command(flatten)]
+    pub target: ImportTarget,
+}
+
+/// Tasks a model can be imported for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TaskArg {
+    /// Named entities: a token classifier, [ner].
+    Ner,
+    /// Abstractive summaries: a sequence-to-sequence model, [summarizer].
+    Summarize,
+    /// Extractive key points: a sentence-transformers encoder, [encoder].
+    Embed,
+}
+
+impl From<TaskArg> for crate::models::Task {
+    fn from(task: TaskArg) -> Self {
+        match task {
+            TaskArg::Ner => Self::Ner,
+            TaskArg::Summarize => Self::Summarize,
+            TaskArg::Embed => Self::Embed,
+        }
+    }
 }
 
 /// `gist eval …`.
