@@ -47,6 +47,10 @@ pub enum ModelsCommand {
     /// tokenizer files from tokenizer.json, load and run the result, then set the task's
     /// section of models.toml to it.
     Import(ImportArgs),
+    /// Download a checkpoint from the Hugging Face Hub (only the files gist reads) and
+    /// import it. HF_ENDPOINT picks a mirror, HF_HOME the cache (default
+    /// ~/.cache/huggingface), HF_TOKEN the access token.
+    Pull(PullArgs),
 }
 
 /// Where an imported model goes.
@@ -72,6 +76,28 @@ pub struct ImportArgs {
     /// Model name: the folder under --models and the name in models.toml.
     #[arg(long = "as", value_name = "NAME")]
     pub name: String,
+    /// Destination.
+    #[command(flatten)]
+    pub target: ImportTarget,
+}
+
+/// `gist models pull`.
+#[derive(Debug, Clone, Args)]
+pub struct PullArgs {
+    /// Hub repository, e.g. sshleifer/distilbart-cnn-6-6.
+    pub repo: String,
+    /// Branch, tag or commit.
+    #[arg(long, default_value = "main")]
+    pub revision: String,
+    /// Model name (default: the repository name without its owner).
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Hugging Face Hub address, or a mirror's.
+    #[arg(long, env = "HF_ENDPOINT", default_value = "https://huggingface.co")]
+    pub endpoint: String,
+    /// Access token for private and gated repositories (default: the token file in HF_HOME).
+    #[arg(long, env = "HF_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Destination.
     #[command(flatten)]
     pub target: ImportTarget,

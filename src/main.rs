@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use gist::cli::{
     Cli, Command, EntitiesArgs, EvalCommand, EvalNerArgs, EvalSummarizeArgs, ImportArgs, LogFormat,
-    ModelArgs, ModelsCommand, ServeArgs, SummarizeArgs,
+    ModelArgs, ModelsCommand, PullArgs, ServeArgs, SummarizeArgs,
 };
 use gist::{api, pb, server, service, worker};
 
@@ -214,6 +214,7 @@ fn write_json(path: Option<&Path>, value: &impl serde::Serialize) -> anyhow::Res
 fn models(command: ModelsCommand) -> anyhow::Result<()> {
     match command {
         ModelsCommand::Import(args) => import(args),
+        ModelsCommand::Pull(args) => pull(args),
     }
 }
 
@@ -222,6 +223,37 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
         source: args.dir,
         name: args.name,
         task: args.target.task.into(),
+        models: args.target.models,
+        force: args.target.force,
+    })?;
+    println!("{report}");
+    Ok(())
+}
+
+fn pull(args: PullArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| gist::models::hub::default_name(&args.repo).to_string());
+    gist::models::import::check_name(&name)?;
+    let task = args.target.task.into();
+    let options = gist::models::hub::PullOptions {
+        repo: args.repo,
+        revision: args.revision,
+        endpoint: args.endpoint,
+        token: args.token,
+        progress: std::io::stderr().is_terminal(),
+    };
+    println!(
+        "pulling {} ({}) from {}",
+        options.repo, options.revision, options.endpoint
+    );
+    let snapshot = gist::models::hub::download(&options, task, |file| println!("  {file}"))?;
+    let report = gist::models::import::import(&gist::models::import::ImportOptions {
+        source: snapshot,
+        name,
+        task,
         models: args.target.models,
         force: args.target.force,
     })?;

@@ -11,8 +11,10 @@
 //!   safetensors (sharded or not) or PyTorch `.bin` files.
 //! - [`import`]: the whole import: check, prepare in a temporary folder, load and run the
 //!   result with gist's own engine, then move it into place and edit the manifest.
+//! - [`hub`]: download just the files an import needs from the Hub (or a mirror).
 
 pub mod arch;
+pub mod hub;
 pub mod import;
 pub mod tokenizer;
 pub mod weights;
@@ -99,6 +101,9 @@ pub enum Error {
     /// The prepared folder does not load or run in gist's engine.
     #[error("the prepared model does not work in gist's engine (nothing was imported)")]
     Verify(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The Hub (or the mirror in HF_ENDPOINT) refused or could not be reached.
+    #[error("{0}")]
+    Hub(String),
     /// The manifest could not be read or written.
     #[error(transparent)]
     Manifest(#[from] crate::Error),
