@@ -116,12 +116,19 @@ pub fn lower_case(
     if let Some(b) = tokenizer_json.and_then(|j| normalizer_lowercases(&j["normalizer"])) {
         return Some((b, "the normalizer in tokenizer.json"));
     }
-    let vocab = vocab_txt?;
-    let cased = vocab
-        .lines()
+    // Tokens that lower-casing would change ([CLS] and friends aside). Uncased vocabularies
+    // still hold a few symbols Unicode calls upper case ("ℝ", unchanged by lower-casing) or
+    // stray letters, so it takes more than 1% of the vocabulary to call it cased.
+    let tokens: Vec<&str> = vocab_txt?.lines().collect();
+    let cased = tokens
+        .iter()
         .filter(|t| !(t.starts_with('[') && t.ends_with(']')))
-        .any(|t| t.chars().any(char::is_uppercase));
-    Some((!cased, "the case of the tokens in vocab.txt"))
+        .filter(|t| t.to_lowercase() != **t)
+        .count();
+    Some((
+        cased * 100 <= tokens.len(),
+        "the case of the tokens in vocab.txt",
+    ))
 }
 
 fn normalizer_lowercases(normalizer: &Value) -> Option<bool> {
@@ -201,7 +208,10 @@ mod tests {
         let seq = json!({"normalizer": {"type": "Sequence", "normalizers": [
             {"type": "NFD"}, {"type": "Lowercase"}, {"type": "StripAccents"}]}});
         let cased_vocab = "[PAD]\n[UNK]\nthe\nThe\n##s\n";
-        let uncased_vocab = "[PAD]\n[UNK]\nthe\n##s\n";
+        // MiniLM's uncased vocabulary has "ℝ" (upper case, but lower-casing keeps it) and
+        // a real one may have a stray capital among thousands of tokens.
+        let uncased_vocab = format!("[PAD]\n[UNK]\nℝ\n##ℝ\nAb\n{}", "the\n##s\n".repeat(60));
+        let uncased_vocab = uncased_vocab.as_str();
         let cases = [
             (Some(&config), Some(&tj_lower), None, Some(false)),
             (None, Some(&tj_lower), Some(cased_vocab), Some(true)),
