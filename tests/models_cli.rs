@@ -340,3 +340,23 @@ fn a_sentence_encoder_is_imported_with_its_pooling_files() {
         "{e}"
     );
 }
+
+#[test]
+fn a_rust_bert_conversion_is_used_as_it_is() {
+    let src = tempfile::tempdir().unwrap();
+    common::tiny_ner(src.path(), Some("B-MISC"));
+    // What older Hub repositories carry for rust-bert: rust_model.ot, next to a .bin
+    // that libtorch cannot read.
+    let st = src.path().join("model.safetensors");
+    let tensors = tch::Tensor::read_safetensors(&st).unwrap();
+    tch::Tensor::save_multi(&tensors, src.path().join("rust_model.ot")).unwrap();
+    std::fs::remove_file(&st).unwrap();
+    std::fs::write(src.path().join("pytorch_model.bin"), b"an old pickle").unwrap();
+    let models = models_dir();
+    let out = import(src.path(), "from-ot", "ner", models.path());
+    let (stdout, stderr) = outputs(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("weights: from rust_model.ot"), "{stdout}");
+    assert!(models.path().join("from-ot/rust_model.ot").is_file());
+    assert_eq!(entities(models.path(), "Li"), located(&[("Li", "MISC")]));
+}

@@ -195,7 +195,7 @@ pub fn requirements(
         missing.push("config.json".to_string());
     }
     if !crate::models::weights::WEIGHT_FILES.iter().any(|f| has(f)) {
-        missing.push("model.safetensors (or model.safetensors.index.json with its shards, or pytorch_model.bin)".into());
+        missing.push(crate::models::weights::MISSING.into());
     }
     let kind = arch.tokenizer();
     let absent: Vec<&str> = kind.files().iter().copied().filter(|f| !has(f)).collect();
@@ -397,7 +397,11 @@ mod tests {
             (
                 Task::Summarize,
                 Arch::T5,
-                &["config.json", "model.safetensors.index.json", "tokenizer.json"],
+                &[
+                    "config.json",
+                    "model.safetensors.index.json",
+                    "tokenizer.json",
+                ],
                 Some("Unigram"),
                 &["spiece.model"],
             ),
@@ -414,7 +418,7 @@ mod tests {
                 &["config.json", "vocab.txt", "modules.json"],
                 None,
                 &[
-                    "model.safetensors (or model.safetensors.index.json with its shards, or pytorch_model.bin)",
+                    crate::models::weights::MISSING,
                     "sentence_bert_config.json (a sentence-transformers folder)",
                     "1_Pooling/config.json (a sentence-transformers folder)",
                 ],

@@ -224,6 +224,19 @@ mod tests {
                 "tokenizer.json"
             ])
         );
+        // rust-bert's own conversion beats a .bin an old transformers may have written.
+        let distilbart = list(&[
+            "config.json",
+            "merges.txt",
+            "pytorch_model.bin",
+            "rust_model.ot",
+            "tf_model.h5",
+            "vocab.json",
+        ]);
+        assert_eq!(
+            select(Task::Summarize, Arch::Bart, &distilbart),
+            list(&["config.json", "rust_model.ot", "vocab.json", "merges.txt"])
+        );
         let t5 = list(&[
             "config.json",
             "generation_config.json",

@@ -24,14 +24,21 @@ use tch::{Kind, Tensor};
 use super::arch::Arch;
 use super::{io_error, read_json, Error, Result};
 
-/// The weight files an import reads, in order of preference.
+/// The weight files an import reads, in order of preference: safetensors, then
+/// rust-bert's own conversion (many older repositories carry one, made for rust-bert's
+/// pretrained models), then PyTorch `.bin`, which libtorch reads only when a recent
+/// transformers wrote it.
 pub const WEIGHT_FILES: &[&str] = &[
     "model.safetensors",
     "model.safetensors.index.json",
+    "rust_model.ot",
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
-    "rust_model.ot",
 ];
+
+/// What to say when a folder has no weights.
+pub const MISSING: &str =
+    "model.safetensors (or its shards with model.safetensors.index.json, rust_model.ot, or pytorch_model.bin)";
 
 /// The file gist writes.
 pub const OUTPUT: &str = "model.safetensors";
@@ -103,18 +110,18 @@ pub fn find(dir: &Path) -> Result<Source> {
     if let Some(files) = sharded("model.safetensors.index.json")? {
         return Ok(Source::Safetensors(files));
     }
+    if let Some(mut files) = single("rust_model.ot") {
+        return Ok(Source::RustBert(files.remove(0)));
+    }
     if let Some(files) = single("pytorch_model.bin") {
         return Ok(Source::PyTorch(files));
     }
     if let Some(files) = sharded("pytorch_model.bin.index.json")? {
         return Ok(Source::PyTorch(files));
     }
-    if let Some(mut files) = single("rust_model.ot") {
-        return Ok(Source::RustBert(files.remove(0)));
-    }
     Err(Error::MissingFiles {
         dir: dir.to_path_buf(),
-        files: vec!["model.safetensors (or pytorch_model.bin)".into()],
+        files: vec![MISSING.into()],
     })
 }
 
@@ -591,6 +598,29 @@ mod tests {
             e.contains("s2.safetensors (a shard named in model.safetensors.index.json)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn weights_are_found_in_order_of_preference() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(find(dir.path()).unwrap_err().to_string().contains(MISSING));
+        for (file, want) in [
+            (
+                "pytorch_model.bin",
+                Source::PyTorch(vec![dir.path().join("pytorch_model.bin")]),
+            ),
+            (
+                "rust_model.ot",
+                Source::RustBert(dir.path().join("rust_model.ot")),
+            ),
+            (
+                "model.safetensors",
+                Source::Safetensors(vec![dir.path().join("model.safetensors")]),
+            ),
+        ] {
+            std::fs::write(dir.path().join(file), b"x").unwrap();
+            assert_eq!(find(dir.path()).unwrap(), want);
+        }
     }
 
     #[test]
