@@ -34,6 +34,94 @@ pub enum Command {
     /// Measure the models with the field's standard scores.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Bring Hugging Face checkpoints into the models folder and name them in models.toml.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+/// `gist models …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Prepare a local Hugging Face snapshot folder for gist: check the architecture and
+    /// files, write model.safetensors with the tensor names rust-bert reads, derive
+    /// tokenizer files from tokenizer.json, load and run the result, then set the task's
+    /// section of models.toml to it.
+    Import(ImportArgs),
+    /// Download a checkpoint from the Hugging Face Hub (only the files gist reads) and
+    /// import it. HF_ENDPOINT picks a mirror, HF_HOME the cache (default
+    /// ~/.cache/huggingface), HF_TOKEN the access token.
+    Pull(PullArgs),
+}
+
+/// Where an imported model goes.
+#[derive(Debug, Clone, Args)]
+pub struct ImportTarget {
+    /// What the model is for: its section in models.toml ([ner], [summarizer], [encoder]).
+    #[arg(long, value_enum)]
+    pub task: TaskArg,
+    /// Folder with models.toml; the model is prepared in a subfolder named after it.
+    #[arg(long, env = "GIST_MODELS", default_value = "models")]
+    pub models: PathBuf,
+    /// Replace an existing model folder of the same name.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `gist models import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// Snapshot folder: config.json, model.safetensors (or shards, or pytorch_model.bin),
+    /// tokenizer files.
+    pub dir: PathBuf,
+    /// Model name: the folder under --models and the name in models.toml.
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: String,
+    /// Destination.
+    #[command(flatten)]
+    pub target: ImportTarget,
+}
+
+/// `gist models pull`.
+#[derive(Debug, Clone, Args)]
+pub struct PullArgs {
+    /// Hub repository, e.g. sshleifer/distilbart-cnn-6-6.
+    pub repo: String,
+    /// Branch, tag or commit.
+    #[arg(long, default_value = "main")]
+    pub revision: String,
+    /// Model name (default: the repository name without its owner).
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Hugging Face Hub address, or a mirror's.
+    #[arg(long, env = "HF_ENDPOINT", default_value = "https://huggingface.co")]
+    pub endpoint: String,
+    /// Access token for private and gated repositories (default: the token file in HF_HOME).
+    #[arg(long, env = "HF_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Destination.
+    #[command(flatten)]
+    pub target: ImportTarget,
+}
+
+/// Tasks a model can be imported for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TaskArg {
+    /// Named entities: a token classifier, [ner].
+    Ner,
+    /// Abstractive summaries: a sequence-to-sequence model, [summarizer].
+    Summarize,
+    /// Extractive key points: a sentence-transformers encoder, [encoder].
+    Embed,
+}
+
+impl From<TaskArg> for crate::models::Task {
+    fn from(task: TaskArg) -> Self {
+        match task {
+            TaskArg::Ner => Self::Ner,
+            TaskArg::Summarize => Self::Summarize,
+            TaskArg::Embed => Self::Embed,
+        }
+    }
 }
 
 /// `gist eval …`.

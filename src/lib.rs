@@ -9,8 +9,9 @@
 //! - [`worker`]: the model thread, its bounded queue and lifecycle.
 //! - [`tasks`]: the key-point and entity pipelines the model thread runs.
 //! - [`engine`]: the synchronous model trait; rust-bert and fake implementations.
-//! - [`manifest`]: `models/models.toml`, the models to load.
+//! - [`manifest`]: `models/models.toml`, the models to load (and its edits).
 //! - [`metrics`]: Prometheus metrics and their `GET /metrics` listener.
+//! - [`models`]: `gist models import|pull`: Hugging Face checkpoints → model folders.
 //! - [`text`]: pure text functions: sentences, offsets, entity merging, ranking.
 //! - [`cli`]: command-line flags (clap), each with a `GIST_*` variable.
 //! - [`error`]: the error type and its gRPC status mapping.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod eval;
 pub mod manifest;
 pub mod metrics;
+pub mod models;
 pub mod pb;
 pub mod security;
 pub mod server;

@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Parser;
 use gist::cli::{
-    Cli, Command, EntitiesArgs, EvalCommand, EvalNerArgs, EvalSummarizeArgs, LogFormat, ModelArgs,
-    ServeArgs, SummarizeArgs,
+    Cli, Command, EntitiesArgs, EvalCommand, EvalNerArgs, EvalSummarizeArgs, ImportArgs, LogFormat,
+    ModelArgs, ModelsCommand, PullArgs, ServeArgs, SummarizeArgs,
 };
 use gist::{api, pb, server, service, worker};
 
@@ -24,6 +24,20 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Eval(EvalCommand::Summarize(args)) => {
             tokio::task::spawn_blocking(move || eval_summarize(args)).await?
+        }
+        Command::Models(command) => {
+            // rust-bert panics on some malformed checkpoints; the import catches that and
+            // reports it as its error, so the default hook's backtrace would only be noise.
+            std::panic::set_hook(Box::new(|info| tracing::debug!(panic = %info, "panic")));
+            let outcome = tokio::task::spawn_blocking(move || models(command)).await;
+            match outcome.map_err(anyhow::Error::from).and_then(|r| r) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    // One line, for people and scripts alike.
+                    eprintln!("error: {e:#}");
+                    std::process::exit(1);
+                }
+            }
         }
     }
 }
@@ -227,5 +241,55 @@ fn write_json(path: Option<&Path>, value: &impl serde::Serialize) -> anyhow::Res
         std::fs::write(path, serde_json::to_string_pretty(value)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    Ok(())
+}
+
+fn models(command: ModelsCommand) -> anyhow::Result<()> {
+    match command {
+        ModelsCommand::Import(args) => import(args),
+        ModelsCommand::Pull(args) => pull(args),
+    }
+}
+
+fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let report = gist::models::import::import(&gist::models::import::ImportOptions {
+        source: args.dir,
+        name: args.name,
+        task: args.target.task.into(),
+        models: args.target.models,
+        force: args.target.force,
+    })?;
+    println!("{report}");
+    Ok(())
+}
+
+fn pull(args: PullArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| gist::models::hub::default_name(&args.repo).to_string());
+    gist::models::import::check_name(&name)?;
+    let task = args.target.task.into();
+    let options = gist::models::hub::PullOptions {
+        repo: args.repo,
+        revision: args.revision,
+        endpoint: args.endpoint,
+        token: args.token,
+        progress: std::io::stderr().is_terminal(),
+    };
+    println!(
+        "pulling {} ({}) from {}",
+        options.repo, options.revision, options.endpoint
+    );
+    let snapshot = gist::models::hub::download(&options, task, |file| println!("  {file}"))?;
+    let report = gist::models::import::import(&gist::models::import::ImportOptions {
+        source: snapshot,
+        name,
+        task,
+        models: args.target.models,
+        force: args.target.force,
+    })?;
+    println!("{report}");
     Ok(())
 }

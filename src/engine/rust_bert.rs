@@ -201,12 +201,13 @@ impl Encoder {
     fn load(spec: &ModelSpec, device: Device) -> LoadResult<(Self, ModelInfo)> {
         let dir = &spec.path;
         let hf = HfConfig::read(dir)?;
-        let transformer_type = match hf.model_type.as_str() {
-            "bert" => ModelType::Bert,
-            "distilbert" => ModelType::DistilBert,
-            "roberta" => ModelType::Roberta,
-            "albert" => ModelType::Albert,
-            "t5" => ModelType::T5,
+        // Each architecture's own tokenizer file (RoBERTa also reads merges.txt below).
+        let (transformer_type, vocab) = match hf.model_type.as_str() {
+            "bert" => (ModelType::Bert, "vocab.txt"),
+            "distilbert" => (ModelType::DistilBert, "vocab.txt"),
+            "roberta" => (ModelType::Roberta, "vocab.json"),
+            "albert" => (ModelType::Albert, "spiece.model"),
+            "t5" => (ModelType::T5, "spiece.model"),
             other => return Err(format!("sentence encoders of type {other:?} are not supported (bert, distilbert, roberta, albert, t5 are)").into()),
         };
         let local = |file: &str| -> LoadResult<Box<LocalResource>> {
@@ -222,7 +223,7 @@ impl Encoder {
             dense_weights_resource: None,
             sentence_bert_config_resource: local("sentence_bert_config.json")?,
             tokenizer_config_resource: local("tokenizer_config.json")?,
-            tokenizer_vocab_resource: local("vocab.txt")?,
+            tokenizer_vocab_resource: local(vocab)?,
             tokenizer_merges_resource: dir
                 .join("merges.txt")
                 .is_file()

@@ -380,3 +380,95 @@ pub fn metric(page: &str, series: &str) -> f64 {
         })
         .unwrap_or(0.0)
 }
+
+/// Rewrite the tensors of a safetensors file: `rename` gives each name its new name, or
+/// `None` to leave the tensor out. Builds the variants other tools write.
+pub fn rewrite_tensors(path: &Path, rename: impl Fn(&str) -> Option<String>) {
+    let tensors: Vec<(String, tch::Tensor)> = tch::Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .filter_map(|(name, t)| rename(&name).map(|n| (n, t)))
+        .collect();
+    tch::Tensor::write_safetensors(&tensors, path).unwrap();
+}
+
+/// The tensor names of a safetensors file, sorted.
+pub fn tensor_names(path: &Path) -> Vec<String> {
+    let mut names: Vec<String> = tch::Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Replace a BERT folder's `vocab.txt` and `tokenizer_config.json` by the `tokenizer.json`
+/// the `tokenizers` library writes for the same WordPiece vocabulary (lower-casing).
+pub fn tokenizer_json_only(dir: &Path) {
+    let vocab = std::fs::read_to_string(dir.join("vocab.txt")).unwrap();
+    let map: serde_json::Map<String, serde_json::Value> = vocab
+        .lines()
+        .enumerate()
+        .map(|(i, t)| (t.to_string(), json!(i)))
+        .collect();
+    let added: Vec<serde_json::Value> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"id": i, "content": t, "special": true}))
+        .collect();
+    write_json(
+        &dir.join("tokenizer.json"),
+        &json!({
+            "version": "1.0",
+            "added_tokens": added,
+            "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+                           "strip_accents": null, "lowercase": true},
+            "pre_tokenizer": {"type": "BertPreTokenizer"},
+            "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                      "max_input_chars_per_word": 100, "vocab": map}
+        }),
+    );
+    std::fs::remove_file(dir.join("vocab.txt")).unwrap();
+    std::fs::remove_file(dir.join("tokenizer_config.json")).unwrap();
+}
+
+/// Run the real `gist` binary with `args`, extra environment `env` and `stdin`, with no
+/// Hugging Face or gist settings inherited from the caller.
+pub fn gist(args: &[&str], env: &[(&str, &str)], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gist"));
+    for var in [
+        "HF_TOKEN",
+        "HF_ENDPOINT",
+        "HF_HOME",
+        "GIST_MODELS",
+        "GIST_ENGINE",
+        "RUST_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    let mut child = command
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The stdout and stderr of a run, for assertion messages.
+pub fn outputs(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
