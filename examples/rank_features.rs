@@ -26,7 +26,10 @@ fn main() -> anyhow::Result<()> {
     for item in items {
         let all = sentences::split(&item.article);
         let content: Vec<&sentences::Sentence> = all.iter().filter(|s| !s.boilerplate).collect();
-        let texts: Vec<&str> = content.iter().map(|s| s.span.slice(&item.article)).collect();
+        let texts: Vec<&str> = content
+            .iter()
+            .map(|s| s.span.slice(&item.article))
+            .collect();
         let embeddings = if texts.is_empty() {
             Vec::new()
         } else {
