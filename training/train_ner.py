@@ -214,6 +214,9 @@ def parse_args(argv=None):
     ap.add_argument("--eval-batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--average-last", type=int, default=0,
+                    help="also evaluate the average of the weights at the end of the last N "
+                         "epochs (checkpoint averaging) and export it when its dev F1 is higher")
     return ap.parse_args(argv)
 
 
@@ -339,6 +342,7 @@ def main(argv=None) -> int:
 
     frozen_before = model.bert.embeddings.word_embeddings.weight.detach().clone()
     history = []
+    avg_sum, avg_n = None, 0
     step = 0
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -368,6 +372,36 @@ def main(argv=None) -> int:
         print(ev["report"], flush=True)
         history.append({"epoch": epoch, "train_seconds": round(train_s_ep, 1),
                         **{k: ev[k] for k in ("precision", "recall", "f1", "per_label")}})
+        if args.average_last and epoch > args.epochs - args.average_last:
+            # The frozen embeddings are left out: averaging identical floats need not give
+            # them back bit for bit, and the export relies on them being the base's.
+            sd_now = {k: v.detach().clone().double() for k, v in model.state_dict().items()
+                      if k != FROZEN}
+            if avg_sum is None:
+                avg_sum = sd_now
+            else:
+                for k in avg_sum:
+                    avg_sum[k] += sd_now[k]
+            avg_n += 1
+
+    if avg_n > 1:
+        last_sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict({k: (v / avg_n).to(last_sd[k].dtype) for k, v in avg_sum.items()},
+                              strict=False)
+        ev = evaluate(model, dev_ex, dev_gold, args.eval_batch_size, pad_id)
+        log(f"average of the last {avg_n} epochs: dev entity micro P {ev['precision']:.4f} "
+            f"R {ev['recall']:.4f} F1 {ev['f1']:.4f}")
+        print(ev["report"], flush=True)
+        averaged = {"epoch": f"average of last {avg_n}",
+                    **{k: ev[k] for k in ("precision", "recall", "f1", "per_label")}}
+        if ev["f1"] > history[-1]["f1"]:
+            log("exporting the averaged weights (higher dev F1)")
+            history.append(averaged)
+        else:
+            log("exporting the last epoch's weights (averaging did not help on dev)")
+            model.load_state_dict(last_sd)
+            history.append(averaged)
+            history.append(dict(history[-2]))
 
     assert torch.equal(frozen_before, model.bert.embeddings.word_embeddings.weight), \
         "frozen word embeddings changed"
