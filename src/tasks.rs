@@ -47,6 +47,13 @@ pub struct EntitiesJob {
     pub labels: Vec<String>,
 }
 
+impl EntitiesJob {
+    /// Does the request's filter (`min_score`, `labels`) keep this entity?
+    pub fn keeps(&self, e: &Entity) -> bool {
+        e.score >= self.min_score && (self.labels.is_empty() || self.labels.contains(&e.label))
+    }
+}
+
 /// One key point.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeyPoint {
@@ -389,7 +396,7 @@ fn generate_one(
 /// # Errors
 /// [`Error::Unavailable`] without a NER model; model errors.
 pub fn extract_entities(engine: &mut dyn Engine, job: &EntitiesJob) -> Result<Entities> {
-    extract_entities_many(engine, std::slice::from_ref(job))?
+    extract_entities_many(engine, &[job])?
         .pop()
         .ok_or_else(|| Error::Internal("no entities returned".into()))
 }
@@ -400,7 +407,7 @@ pub fn extract_entities(engine: &mut dyn Engine, job: &EntitiesJob) -> Result<En
 /// [`Error::Unavailable`] without a NER model; model errors.
 pub fn extract_entities_many(
     engine: &mut dyn Engine,
-    jobs: &[EntitiesJob],
+    jobs: &[&EntitiesJob],
 ) -> Result<Vec<Entities>> {
     let model = engine
         .info()
@@ -422,8 +429,7 @@ pub fn extract_entities_many(
         .map(|(job, tagged)| Entities {
             entities: entities::merge(&job.text, &tagged.words)
                 .into_iter()
-                .filter(|e| e.score >= job.min_score)
-                .filter(|e| job.labels.is_empty() || job.labels.contains(&e.label))
+                .filter(|e| job.keeps(e))
                 .collect(),
             model: model.name.clone(),
             input_tokens: tagged.tokens,
@@ -437,8 +443,7 @@ pub fn extract_entities_each(
     engine: &mut dyn Engine,
     jobs: &[&EntitiesJob],
 ) -> Vec<Result<Entities>> {
-    let owned: Vec<EntitiesJob> = jobs.iter().map(|j| (*j).clone()).collect();
-    match extract_entities_many(engine, &owned) {
+    match extract_entities_many(engine, jobs) {
         Ok(all) => all.into_iter().map(Ok).collect(),
         Err(_) if jobs.len() > 1 => jobs
             .iter()
@@ -483,10 +488,7 @@ pub fn analyze(
     }
     let summary_tags = tagged.pop().unwrap_or_else(|| unreachable!());
     let source_tags = tagged.pop().unwrap_or_else(|| unreachable!());
-    let keep = |e: &Entity| {
-        e.score >= job.entities.min_score
-            && (job.entities.labels.is_empty() || job.entities.labels.contains(&e.label))
-    };
+    let keep = |e: &Entity| job.entities.keeps(e);
     let entities = Entities {
         entities: entities::merge(source, &source_tags.words)
             .into_iter()

@@ -56,26 +56,7 @@ async fn grpcurl_lists_services_and_summarizes_the_khan_li_article() {
     }
 
     // The README's command: grpcurl -plaintext -d @ ADDR gist.v1.Summarizer/Summarize < examples/request.json
-    let call = tokio::task::spawn_blocking({
-        let (grpcurl, addr) = (grpcurl.clone(), addr.clone());
-        move || {
-            let request =
-                std::fs::File::open(common::repo().join("examples/request.json")).unwrap();
-            Command::new(grpcurl)
-                .args([
-                    "-plaintext",
-                    "-d",
-                    "@",
-                    &addr,
-                    "gist.v1.Summarizer/Summarize",
-                ])
-                .stdin(request)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let call = readme_call(&grpcurl, &addr, "gist.v1.Summarizer/Summarize").await;
     assert!(
         call.status.success(),
         "grpcurl Summarize failed: {}",
@@ -101,20 +82,7 @@ async fn grpcurl_lists_services_and_summarizes_the_khan_li_article() {
 
     // The README's Analyze command on the same request: extractive key points are
     // sentences of the source, so every name in them is mentioned there.
-    let analyze = tokio::task::spawn_blocking({
-        let (grpcurl, addr) = (grpcurl.clone(), addr.clone());
-        move || {
-            let request =
-                std::fs::File::open(common::repo().join("examples/request.json")).unwrap();
-            Command::new(grpcurl)
-                .args(["-plaintext", "-d", "@", &addr, "gist.v1.Analyzer/Analyze"])
-                .stdin(request)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let analyze = readme_call(&grpcurl, &addr, "gist.v1.Analyzer/Analyze").await;
     assert!(
         analyze.status.success(),
         "grpcurl Analyze failed: {}",
@@ -157,4 +125,19 @@ async fn grpcurl_lists_services_and_summarizes_the_khan_li_article() {
         "{}",
         String::from_utf8_lossy(&health.stdout)
     );
+}
+
+/// The README's form of a call: `grpcurl -plaintext -d @ ADDR METHOD < examples/request.json`.
+async fn readme_call(grpcurl: &std::path::Path, addr: &str, method: &str) -> std::process::Output {
+    let (grpcurl, addr, method) = (grpcurl.to_path_buf(), addr.to_string(), method.to_string());
+    tokio::task::spawn_blocking(move || {
+        let request = std::fs::File::open(common::repo().join("examples/request.json")).unwrap();
+        Command::new(grpcurl)
+            .args(["-plaintext", "-d", "@", &addr, &method])
+            .stdin(request)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
 }

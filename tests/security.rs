@@ -2,6 +2,8 @@
 //! mutual TLS and bearer tokens accept and refuse as documented, health stays open, and
 //! bad files stop start-up with one line. The certificates are generated here (rcgen).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,8 +21,6 @@ use rcgen::{
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 const TOKEN: &str = "s3cret-token-for-the-tests-0123456789";
 const OTHER_TOKEN: &str = "second-token-also-accepted-9876543210";
@@ -205,18 +205,6 @@ async fn summarize(
         .map(|r| r.into_inner())
 }
 
-async fn health(channel: Channel) -> ServingStatus {
-    let status = HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: "gist.v1.Summarizer".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status;
-    ServingStatus::try_from(status).unwrap()
-}
-
 /// A connection that must not get anywhere: it fails to connect, or its call fails at
 /// the transport, never with an answer from gist.
 async fn assert_refused(channel: Result<Channel, tonic::transport::Error>, what: &str) {
@@ -243,7 +231,10 @@ async fn tls_serves_clients_that_trust_the_ca_and_refuses_plaintext() {
         .await
         .unwrap();
     assert!(!summary.key_points.is_empty());
-    assert_eq!(health(channel).await, ServingStatus::Serving);
+    assert_eq!(
+        common::summarizer_health(channel).await,
+        ServingStatus::Serving
+    );
 
     assert_refused(server.plaintext().await, "plaintext against TLS").await;
     // A client that does not trust the server's CA refuses the server.
@@ -264,7 +255,10 @@ async fn mtls_requires_a_client_certificate_from_the_ca_except_for_health() {
     summarize(with_cert.clone(), tonic::Request::new(article()))
         .await
         .unwrap();
-    assert_eq!(health(with_cert).await, ServingStatus::Serving);
+    assert_eq!(
+        common::summarizer_health(with_cert).await,
+        ServingStatus::Serving
+    );
 
     let without_cert = server.tls(pki.client_tls(None)).await.unwrap();
     let status = summarize(without_cert.clone(), tonic::Request::new(article()))
@@ -273,7 +267,10 @@ async fn mtls_requires_a_client_certificate_from_the_ca_except_for_health() {
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert_eq!(status.message(), MISSING_CLIENT_CERT);
     // Probes need no certificate.
-    assert_eq!(health(without_cert).await, ServingStatus::Serving);
+    assert_eq!(
+        common::summarizer_health(without_cert).await,
+        ServingStatus::Serving
+    );
 
     assert_refused(
         server.tls(pki.client_tls(Some("rogue"))).await,
@@ -344,7 +341,10 @@ async fn bearer_tokens_guard_the_api_and_reflection_but_not_health() {
         .await
         .unwrap();
 
-    assert_eq!(health(channel).await, ServingStatus::Serving);
+    assert_eq!(
+        common::summarizer_health(channel).await,
+        ServingStatus::Serving
+    );
 }
 
 #[tokio::test]
@@ -369,7 +369,10 @@ async fn mtls_and_tokens_together_need_both() {
         .await
         .unwrap_err();
     assert_eq!(status.message(), MISSING_CLIENT_CERT);
-    assert_eq!(health(without_cert).await, ServingStatus::Serving);
+    assert_eq!(
+        common::summarizer_health(without_cert).await,
+        ServingStatus::Serving
+    );
 }
 
 fn load_error(args: ServerArgs) -> String {

@@ -334,8 +334,7 @@ async fn analyze_flags_summary_entities_the_source_never_mentions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_drains_every_accepted_request() {
     use tokio::io::{AsyncBufReadExt, BufReader};
-    use tonic_health::pb::health_client::HealthClient;
-    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gist"))
         .args([
@@ -386,20 +385,8 @@ async fn sigterm_drains_every_accepted_request() {
         .connect()
         .await
         .unwrap();
-    let mut health = HealthClient::new(channel.clone());
     // Wait until the fake model is "loaded".
-    loop {
-        let status = health
-            .check(HealthCheckRequest {
-                service: "gist.v1.Summarizer".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status;
-        if status == 1 {
-            break;
-        }
+    while common::summarizer_health(channel.clone()).await != ServingStatus::Serving {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     const N: usize = 8;
@@ -426,15 +413,11 @@ async fn sigterm_drains_every_accepted_request() {
         .unwrap()
         .success());
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let status = health
-        .check(HealthCheckRequest {
-            service: "gist.v1.Summarizer".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status;
-    assert_eq!(status, 2, "NOT_SERVING while draining");
+    assert_eq!(
+        common::summarizer_health(channel.clone()).await,
+        ServingStatus::NotServing,
+        "NOT_SERVING while draining"
+    );
     let refused = SummarizerClient::new(channel.clone())
         .summarize(pb::SummarizeRequest {
             text: "Too late. The server is draining.".into(),

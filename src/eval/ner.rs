@@ -36,10 +36,10 @@ pub fn evaluate(
                 labels: vec![],
             })
             .collect();
-        for ((_, spans), found) in prepared
-            .iter()
-            .zip(tasks::extract_entities_many(engine, &jobs)?)
-        {
+        for ((_, spans), found) in prepared.iter().zip(tasks::extract_entities_many(
+            engine,
+            &jobs.iter().collect::<Vec<_>>(),
+        )?) {
             predicted.push(tags_from_entities(spans, &found.entities));
         }
         progress(predicted.len());

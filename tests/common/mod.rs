@@ -472,3 +472,19 @@ pub fn outputs(out: &std::process::Output) -> (String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The health of `gist.v1.Summarizer` as a load balancer's probe sees it.
+pub async fn summarizer_health(
+    channel: tonic::transport::Channel,
+) -> tonic_health::pb::health_check_response::ServingStatus {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let status = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "gist.v1.Summarizer".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    ServingStatus::try_from(status).unwrap()
+}
