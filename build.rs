@@ -11,9 +11,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         unsafe { env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
     }
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    tonic_prost_build::configure()
+    // Results are also written as JSON Lines by `gist batch`: messages serialize with their
+    // proto field names, enums by their proto names.
+    let mut config = tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("gist_descriptor.bin"))
-        .compile_protos(&["proto/gist/v1/gist.proto"], &["proto"])?;
+        .message_attribute(".gist.v1", "#[derive(serde::Serialize)]")
+        .enum_attribute(".gist.v1", "#[derive(serde::Serialize)]");
+    for message in ["SummarizeResponse", "AnalyzeRequest", "SummarizeRequest"] {
+        config = config.field_attribute(
+            format!(".gist.v1.{message}.mode"),
+            "#[serde(serialize_with = \"crate::pb::summary_mode_name\")]",
+        );
+    }
+    config.compile_protos(&["proto/gist/v1/gist.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
 
     // LIBTORCH is set by .cargo/config.toml to the folder scripts/setup.sh prepares.

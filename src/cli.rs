@@ -31,6 +31,8 @@ pub enum Command {
     Summarize(SummarizeArgs),
     /// Extract the named entities of a file (or stdin) in-process and print them as JSON.
     Entities(EntitiesArgs),
+    /// Process a JSON Lines file of texts through gist servers (or in-process), resumably.
+    Batch(crate::batch::BatchArgs),
     /// Measure the models with the field's standard scores.
     #[command(subcommand)]
     Eval(EvalCommand),

@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod batch;
 pub mod cli;
 pub mod engine;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod pb;
 pub mod security;
 pub mod server;
 pub mod service;
+pub mod stream;
 pub mod tasks;
 pub mod text;
 pub mod worker;

@@ -19,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Summarize(args) => summarize(args).await,
         Command::Entities(args) => entities(args).await,
+        Command::Batch(args) => batch(args).await,
         Command::Eval(EvalCommand::Ner(args)) => {
             tokio::task::spawn_blocking(move || eval_ner(args)).await?
         }
@@ -38,6 +39,24 @@ async fn main() -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+    }
+}
+
+/// `gist batch`: the summary line on stderr; exit 1 when any item failed, 2 when the run
+/// could not start or stopped on an I/O error.
+async fn batch(args: gist::batch::BatchArgs) -> anyhow::Result<()> {
+    match gist::batch::run(args).await {
+        Ok(report) => {
+            eprintln!("{}", report.line());
+            if report.counts.failed > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
         }
     }
 }
@@ -87,12 +106,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ));
     }
     let worker = spawn_worker(args.model.clone(), args.worker, metrics.clone());
-    let state = service::AppState {
-        worker,
-        limits: args.limits,
-        metrics,
-        request_timeout: args.server.request_timeout(),
-    };
+    let state = service::AppState::new(worker, args.limits, &args.server);
     server::serve_with_security(listener, state, args.server, security, shutdown_signal()).await?;
     let _ = stop_metrics.send(());
     tracing::info!("stopped");

@@ -40,6 +40,8 @@ pub struct Metrics {
     input_tokens: IntCounterVec,
     model_load_seconds: Gauge,
     in_flight: IntGauge,
+    streams_open: IntGauge,
+    stream_items: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -137,6 +139,18 @@ impl Metrics {
         registry
             .register(Box::new(in_flight.clone()))
             .expect("unique metric");
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let streams_open = gauge("gist_streams_open", "Streams open now.");
+        let stream_items = gauge(
+            "gist_stream_items",
+            "Items held by streams: read and not yet sent back (queued, running or waiting to be sent).",
+        );
         #[cfg(target_os = "linux")]
         {
             let process = prometheus::process_collector::ProcessCollector::for_self();
@@ -158,6 +172,8 @@ impl Metrics {
             input_tokens,
             model_load_seconds,
             in_flight,
+            streams_open,
+            stream_items,
         })
     }
 
@@ -189,6 +205,16 @@ impl Metrics {
     /// Requests in flight changed by `delta`.
     pub fn in_flight(&self, delta: i64) {
         self.in_flight.add(delta);
+    }
+
+    /// Streams open changed by `delta`.
+    pub fn streams_open(&self, delta: i64) {
+        self.streams_open.add(delta);
+    }
+
+    /// Items held by streams changed by `delta`.
+    pub fn stream_items(&self, delta: i64) {
+        self.stream_items.add(delta);
     }
 
     pub(crate) fn set_queue_depth(&self, queue: &str, depth: usize) {

@@ -37,6 +37,11 @@ pub struct ServerArgs {
     /// Most concurrent requests on one HTTP/2 connection (more wait in the transport).
     #[arg(long, env = "GIST_CONCURRENCY_PER_CONNECTION", default_value_t = 256)]
     pub concurrency_per_connection: usize,
+    /// Most items one stream (SummarizeStream, ExtractEntitiesStream, AnalyzeStream) holds
+    /// at a time: queued, running, or answered but not yet sent. The next item is read when
+    /// one is sent.
+    #[arg(long, env = "GIST_STREAM_MAX_IN_FLIGHT", default_value_t = 32)]
+    pub stream_max_in_flight: usize,
     /// HTTP/2 keep-alive ping interval, in seconds (a peer silent for 20 s more is dropped).
     #[arg(long, env = "GIST_KEEPALIVE_SECS", default_value_t = 30)]
     pub keepalive_secs: u64,
@@ -69,6 +74,7 @@ impl Default for ServerArgs {
             request_timeout_ms: 60_000,
             drain_timeout_secs: 30,
             concurrency_per_connection: 256,
+            stream_max_in_flight: 32,
             keepalive_secs: 30,
             tls_cert: None,
             tls_key: None,

@@ -12,13 +12,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tonic::metadata::{MetadataMap, MetadataValue};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use crate::api::{self, Limits};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::pb;
+use crate::server::ServerArgs;
+use crate::stream::{self, Answers, StreamRpc};
 use crate::worker::{Done, Timing, Worker};
 
 /// What every service needs.
@@ -32,6 +34,21 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Deadline of requests that set none (and the cap of those that set a longer one).
     pub request_timeout: Duration,
+    /// Most items one stream holds at a time.
+    pub stream_max_in_flight: usize,
+}
+
+impl AppState {
+    /// The state of a server with these settings.
+    pub fn new(worker: Worker, limits: Limits, args: &ServerArgs) -> AppState {
+        AppState {
+            metrics: worker.metrics(),
+            worker,
+            limits,
+            request_timeout: args.request_timeout(),
+            stream_max_in_flight: args.stream_max_in_flight.max(1),
+        }
+    }
 }
 
 /// `gist.v1.Summarizer`.
@@ -53,14 +70,31 @@ impl pb::summarizer_server::Summarizer for SummarizerService {
         request: Request<pb::SummarizeRequest>,
     ) -> Result<Response<pb::SummarizeResponse>, Status> {
         let state = &self.0;
-        handle(state, "Summarize", request, |req, deadline| async move {
-            let id = req.id.clone();
-            let job = api::summarize_job(req, &state.limits)?;
-            let done = state.worker.summarize(job, Some(deadline)).await?;
-            let tokens = done.value.input_tokens;
-            Ok(done.map(|s| (api::summarize_response(id, s), tokens)))
+        handle(state, "Summarize", request, |req, deadline| {
+            summarize(state.clone(), req, Some(deadline))
         })
         .await
+    }
+
+    type SummarizeStreamStream = Answers<pb::SummarizeStreamResponse>;
+
+    async fn summarize_stream(
+        &self,
+        request: Request<Streaming<pb::SummarizeRequest>>,
+    ) -> Result<Response<Self::SummarizeStreamStream>, Status> {
+        let rpc = StreamRpc {
+            name: "SummarizeStream",
+            id: |req: &pb::SummarizeRequest| &req.id,
+            run: summarize,
+            answer: |id, outcome| pb::SummarizeStreamResponse {
+                id,
+                outcome: Some(match outcome {
+                    Ok(result) => pb::summarize_stream_response::Outcome::Result(result),
+                    Err(error) => pb::summarize_stream_response::Outcome::Error(error),
+                }),
+            },
+        };
+        Ok(Response::new(stream::open(&self.0, rpc, request)))
     }
 }
 
@@ -71,19 +105,31 @@ impl pb::entity_extractor_server::EntityExtractor for EntityExtractorService {
         request: Request<pb::ExtractEntitiesRequest>,
     ) -> Result<Response<pb::ExtractEntitiesResponse>, Status> {
         let state = &self.0;
-        handle(
-            state,
-            "ExtractEntities",
-            request,
-            |req, deadline| async move {
-                let id = req.id.clone();
-                let job = api::entities_job(req, &state.limits)?;
-                let done = state.worker.extract_entities(job, Some(deadline)).await?;
-                let tokens = done.value.input_tokens;
-                Ok(done.map(|e| (api::entities_response(id, e), tokens)))
-            },
-        )
+        handle(state, "ExtractEntities", request, |req, deadline| {
+            extract_entities(state.clone(), req, Some(deadline))
+        })
         .await
+    }
+
+    type ExtractEntitiesStreamStream = Answers<pb::ExtractEntitiesStreamResponse>;
+
+    async fn extract_entities_stream(
+        &self,
+        request: Request<Streaming<pb::ExtractEntitiesRequest>>,
+    ) -> Result<Response<Self::ExtractEntitiesStreamStream>, Status> {
+        let rpc = StreamRpc {
+            name: "ExtractEntitiesStream",
+            id: |req: &pb::ExtractEntitiesRequest| &req.id,
+            run: extract_entities,
+            answer: |id, outcome| pb::ExtractEntitiesStreamResponse {
+                id,
+                outcome: Some(match outcome {
+                    Ok(result) => pb::extract_entities_stream_response::Outcome::Result(result),
+                    Err(error) => pb::extract_entities_stream_response::Outcome::Error(error),
+                }),
+            },
+        };
+        Ok(Response::new(stream::open(&self.0, rpc, request)))
     }
 }
 
@@ -94,15 +140,72 @@ impl pb::analyzer_server::Analyzer for AnalyzerService {
         request: Request<pb::AnalyzeRequest>,
     ) -> Result<Response<pb::AnalyzeResponse>, Status> {
         let state = &self.0;
-        handle(state, "Analyze", request, |req, deadline| async move {
-            let id = req.id.clone();
-            let job = api::analyze_job(req, &state.limits)?;
-            let done = state.worker.analyze(job, Some(deadline)).await?;
-            let tokens = done.value.summary.input_tokens + done.value.entities.input_tokens;
-            Ok(done.map(|a| (api::analyze_response(id, a), tokens)))
+        handle(state, "Analyze", request, |req, deadline| {
+            analyze(state.clone(), req, Some(deadline))
         })
         .await
     }
+
+    type AnalyzeStreamStream = Answers<pb::AnalyzeStreamResponse>;
+
+    async fn analyze_stream(
+        &self,
+        request: Request<Streaming<pb::AnalyzeRequest>>,
+    ) -> Result<Response<Self::AnalyzeStreamStream>, Status> {
+        let rpc = StreamRpc {
+            name: "AnalyzeStream",
+            id: |req: &pb::AnalyzeRequest| &req.id,
+            run: analyze,
+            answer: |id, outcome| pb::AnalyzeStreamResponse {
+                id,
+                outcome: Some(match outcome {
+                    Ok(result) => pb::analyze_stream_response::Outcome::Result(result),
+                    Err(error) => pb::analyze_stream_response::Outcome::Error(error),
+                }),
+            },
+        };
+        Ok(Response::new(stream::open(&self.0, rpc, request)))
+    }
+}
+
+/// Validate, queue and convert one Summarize request; also each item of SummarizeStream.
+/// The result carries the input token count for metrics.
+pub async fn summarize(
+    state: AppState,
+    req: pb::SummarizeRequest,
+    deadline: Option<Instant>,
+) -> Result<Done<(pb::SummarizeResponse, usize)>, Error> {
+    let id = req.id.clone();
+    let job = api::summarize_job(req, &state.limits)?;
+    let done = state.worker.summarize(job, deadline).await?;
+    let tokens = done.value.input_tokens;
+    Ok(done.map(|s| (api::summarize_response(id, s), tokens)))
+}
+
+/// One ExtractEntities request, as [`summarize`].
+pub async fn extract_entities(
+    state: AppState,
+    req: pb::ExtractEntitiesRequest,
+    deadline: Option<Instant>,
+) -> Result<Done<(pb::ExtractEntitiesResponse, usize)>, Error> {
+    let id = req.id.clone();
+    let job = api::entities_job(req, &state.limits)?;
+    let done = state.worker.extract_entities(job, deadline).await?;
+    let tokens = done.value.input_tokens;
+    Ok(done.map(|e| (api::entities_response(id, e), tokens)))
+}
+
+/// One Analyze request, as [`summarize`].
+pub async fn analyze(
+    state: AppState,
+    req: pb::AnalyzeRequest,
+    deadline: Option<Instant>,
+) -> Result<Done<(pb::AnalyzeResponse, usize)>, Error> {
+    let id = req.id.clone();
+    let job = api::analyze_job(req, &state.limits)?;
+    let done = state.worker.analyze(job, deadline).await?;
+    let tokens = done.value.summary.input_tokens + done.value.entities.input_tokens;
+    Ok(done.map(|a| (api::analyze_response(id, a), tokens)))
 }
 
 impl<T> Done<T> {
@@ -118,7 +221,7 @@ impl<T> Done<T> {
 const MAX_REQUEST_ID: usize = 128;
 
 /// The caller's request id when it is short printable ASCII, else a new UUID.
-fn request_id(metadata: &MetadataMap) -> String {
+pub(crate) fn request_id(metadata: &MetadataMap) -> String {
     metadata
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -158,10 +261,25 @@ fn deadline(metadata: &MetadataMap, server_timeout: Duration, received: Instant)
         .get("grpc-timeout")
         .and_then(|v| v.to_str().ok())
         .and_then(parse_grpc_timeout)
-        .map(|c| {
-            c.saturating_sub((c / 20).clamp(Duration::from_millis(1), Duration::from_millis(20)))
-        });
+        .map(early);
     received + client.map_or(server_timeout, |c| c.min(server_timeout))
+}
+
+/// The deadline of a stream: the caller's timeout (answered early as in [`deadline`]), or
+/// none. Streams of batch jobs run as long as they have items, so the server's
+/// `--request-timeout-ms` does not apply to them.
+pub(crate) fn stream_deadline(metadata: &MetadataMap, received: Instant) -> Option<Instant> {
+    metadata
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
+        .map(|c| received + early(c))
+}
+
+/// A client's timeout less the margin gist answers early by (5 %, 1–20 ms).
+fn early(timeout: Duration) -> Duration {
+    timeout
+        .saturating_sub((timeout / 20).clamp(Duration::from_millis(1), Duration::from_millis(20)))
 }
 
 fn insert(metadata: &mut MetadataMap, key: &'static str, value: &str) {

@@ -191,6 +191,8 @@ struct Shared {
     wake: Condvar,
     args: WorkerArgs,
     metrics: Arc<Metrics>,
+    /// True once the queues are closed (shutting down or the thread ended).
+    closed_tx: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -203,6 +205,7 @@ impl Shared {
     fn close(&self) {
         self.lock().closed = true;
         self.wake.notify_all();
+        self.closed_tx.send_replace(true);
     }
 
     fn publish_depths(&self, queues: &Queues) {
@@ -247,6 +250,7 @@ impl Worker {
             wake: Condvar::new(),
             args,
             metrics,
+            closed_tx: watch::channel(false).0,
         });
         let (state_tx, state_rx) = watch::channel(WorkerState::Loading);
         let thread_shared = shared.clone();
@@ -292,6 +296,12 @@ impl Worker {
             WorkerState::Ready(info) => Ok(info.clone()),
             other => Err(unavailable(other)),
         }
+    }
+
+    /// Becomes true when the worker stops accepting requests (shutdown, or the model thread
+    /// ended); streams stop reading new items then.
+    pub fn closed(&self) -> watch::Receiver<bool> {
+        self.shared.closed_tx.subscribe()
     }
 
     /// Stop accepting requests: new ones get UNAVAILABLE; accepted ones still run.

@@ -143,12 +143,7 @@ async fn start(args: ServerArgs) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let state = gist::service::AppState {
-        metrics: worker.metrics(),
-        worker,
-        limits: gist::api::Limits::default(),
-        request_timeout: args.request_timeout(),
-    };
+    let state = gist::service::AppState::new(worker, gist::api::Limits::default(), &args);
     tokio::spawn(async move {
         gist::server::serve(listener, state, args, async {
             let _ = shutdown_rx.await;
@@ -615,4 +610,75 @@ async fn grpcurl_works_with_the_readme_flags() {
         "{stdout}{}",
         String::from_utf8_lossy(&probe.stderr)
     );
+}
+
+/// `gist batch` against a server with mutual TLS and tokens: the flags of "Batch jobs"
+/// work, and a missing token stops the run at once (it is not retried for a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gist_batch_speaks_mtls_with_a_token_and_stops_at_once_without_one() {
+    let pki = Pki::new();
+    let server = start(ServerArgs {
+        auth_tokens: Some(pki.path("tokens")),
+        ..pki.mtls_args()
+    })
+    .await;
+    let input = pki.path("in.jsonl");
+    let docs: String = (0..5)
+        .map(|i| {
+            format!("{{\"id\": \"d{i}\", \"text\": \"Khan met Li in Beijing on day {i}.\"}}\n")
+        })
+        .collect();
+    std::fs::write(&input, docs).unwrap();
+    let url = format!("https://localhost:{}", server.addr.port());
+    let run = |output: &str, token: Option<&'static str>| {
+        let args: Vec<String> = [
+            "batch",
+            "--task",
+            "entities",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            pki.path(output).to_str().unwrap(),
+            "--endpoint",
+            &url,
+            "--tls-ca",
+            pki.path("ca.pem").to_str().unwrap(),
+            "--tls-cert",
+            pki.path("client.pem").to_str().unwrap(),
+            "--tls-key",
+            pki.path("client.key").to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let env: Vec<(&str, &str)> = token.map(|t| ("GIST_TOKEN", t)).into_iter().collect();
+            common::gist(&args, &env, "")
+        })
+    };
+    let out = run("ok.jsonl", Some(TOKEN)).await.unwrap();
+    let (_, stderr) = common::outputs(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("gist batch: 5 done"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(pki.path("ok.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        5
+    );
+
+    let started = std::time::Instant::now();
+    let out = run("refused.jsonl", None).await.unwrap();
+    let (_, stderr) = common::outputs(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "a refusal should not be retried"
+    );
+    let errors = std::fs::read_to_string(pki.path("refused.jsonl.errors.jsonl")).unwrap();
+    assert_eq!(errors.lines().count(), 5, "{errors}");
+    assert!(errors.contains("UNAUTHENTICATED"), "{errors}");
+    assert!(errors.contains(MISSING_TOKEN), "{errors}");
 }

@@ -297,12 +297,7 @@ impl TestServer {
         let metrics_addr = metrics_listener.local_addr().unwrap();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let metrics = worker.metrics();
-        let state = gist::service::AppState {
-            metrics: metrics.clone(),
-            worker,
-            limits,
-            request_timeout: args.request_timeout(),
-        };
+        let state = gist::service::AppState::new(worker, limits, &args);
         tokio::spawn(gist::metrics::serve(
             metrics_listener,
             metrics,
@@ -487,4 +482,66 @@ pub async fn summarizer_health(
         .into_inner()
         .status;
     ServingStatus::try_from(status).unwrap()
+}
+
+/// The real `gist serve` binary as a child process on 127.0.0.1:0 (killed when dropped).
+pub struct ServerProcess {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    child: tokio::process::Child,
+}
+
+impl ServerProcess {
+    /// Start `gist serve` with `args` (plus the listen address and JSON logs) and wait
+    /// until gist.v1.Summarizer is SERVING.
+    pub async fn start(args: &[&str]) -> ServerProcess {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gist"))
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .env_remove("GIST_MODELS")
+            .env_remove("GIST_ENGINE")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("gist serve exited before listening");
+            let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let fields = &json["fields"];
+            if fields["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("listening")
+            {
+                break fields["address"].as_str().unwrap().to_string();
+            }
+        };
+        // Keep reading so the server never blocks on a full stderr pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let url = format!("http://{addr}");
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        while summarizer_health(channel.clone()).await
+            != tonic_health::pb::health_check_response::ServingStatus::Serving
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        ServerProcess { url, child }
+    }
+
+    /// SIGKILL: the process dies at once, mid-request, as in a crash.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
 }
