@@ -4,6 +4,7 @@
 #   the default sentence encoder (all-MiniLM-L6-v2)  -> ./models/all-MiniLM-L6-v2
 #   the default NER model (trained by the project)   -> ./models/conll03-minilm-ner
 #   grpcurl 1.8.6 (for the grpcurl tests)            -> ./.tools/bin/grpcurl
+#   the Python client's venv and generated stubs     -> ./clients/python/.venv
 # Downloads are kept in ${XDG_CACHE_HOME:-$HOME/.cache}/gist so that fresh clones
 # (CI clones main into a new folder every run) skip the 800 MB torch wheel.
 # protoc needs no step: build.rs uses the protoc-bin-vendored crate.
@@ -130,6 +131,29 @@ with t.extractfile(member) as src, open(dest + ".tmp", "wb") as dst:
 os.chmod(dest + ".tmp", 0o755)
 os.replace(dest + ".tmp", dest)
 PY
+fi
+
+# --- Python client: a venv with the pinned grpcio and the generated stubs ---
+# clients/python/.venv gets clients/python/requirements.txt, then generate.py writes the
+# gist.v1 stubs into clients/python/gist_client/_proto (both git-ignored). The stamp covers
+# the Python version, the pins, the proto and the generator, so an unchanged rerun is free.
+client="$root/clients/python"
+venv="$client/.venv"
+client_stamp=$( { "$python" --version 2>&1; cat "$client/requirements.txt" "$client/generate.py" \
+  "$root/proto/gist/v1/gist.proto"; } | sha256sum | cut -d' ' -f1)
+if [ ! -f "$venv/.gist-setup" ] || [ "$(cat "$venv/.gist-setup")" != "$client_stamp" ] \
+   || [ ! -f "$client/gist_client/_proto/gist_pb2_grpc.py" ]; then
+  say "preparing the Python client (clients/python/.venv: pinned grpcio, generated stubs)"
+  if [ "$("$venv/bin/python" --version 2>&1)" != "$("$python" --version 2>&1)" ]; then
+    rm -rf "$venv"
+    "$python" -m venv "$venv" \
+      || die "could not create clients/python/.venv with $python -m venv: apt-get install -y python3-venv"
+  fi
+  "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$client/requirements.txt" \
+    || die "could not install clients/python/requirements.txt into clients/python/.venv (is the package registry reachable?)"
+  "$venv/bin/python" "$client/generate.py" >/dev/null \
+    || die "clients/python/generate.py could not generate the Python stubs from proto/gist/v1/gist.proto"
+  echo "$client_stamp" > "$venv/.gist-setup"
 fi
 
 say "ready (libtorch: $root/libtorch, models: $root/models, grpcurl: $grpcurl)"
