@@ -1,0 +1,152 @@
+//! gist's side of the NER benchmark (bench/ner.sh): the models of a models folder behind
+//! gist's model thread, `--concurrency` callers sending one article in a closed loop, as
+//! ExtractEntities does without the network. Prints one JSON line in the shape of
+//! bench/peers/ner_peer.py's runs, so the two sides compare field by field.
+//!
+//! ```sh
+//! cargo run --release --example bench_ner -- --models models --text article-800w.txt \
+//!     --concurrency 8 --seconds 20 --threads 2
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use gist::tasks::EntitiesJob;
+use gist::worker::{Worker, WorkerArgs};
+
+#[derive(Parser)]
+struct Args {
+    /// Folder with models.toml (its [ner] model is measured).
+    #[arg(long, default_value = "models")]
+    models: std::path::PathBuf,
+    /// The article, sent in every call.
+    #[arg(long)]
+    text: std::path::PathBuf,
+    /// Concurrent callers.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Measured time, after the warm-up.
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
+    /// Calls in this first stretch are not counted.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// libtorch intra-op threads (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Most requests per batch (gist serve's --max-batch).
+    #[arg(long, default_value_t = 16)]
+    max_batch: usize,
+}
+
+/// Peak resident memory of this process, in MB (VmHWM).
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
+    if sorted_ms.is_empty() {
+        return 0.0;
+    }
+    sorted_ms[((sorted_ms.len() as f64 * p) as usize).min(sorted_ms.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let text = std::fs::read_to_string(&args.text)?.trim().to_string();
+    let model = gist::cli::ModelArgs {
+        models: args.models.clone(),
+        engine: gist::cli::EngineKind::RustBert,
+        device: gist::cli::DeviceKind::Cpu,
+        threads: args.threads,
+        fake_delay_ms: 0,
+    };
+    let started = Instant::now();
+    let worker = Worker::spawn(
+        move || gist::engine::load(&model),
+        WorkerArgs {
+            max_batch: args.max_batch,
+            queue_capacity: 4 * args.concurrency.max(64),
+            ..WorkerArgs::default()
+        },
+        gist::metrics::Metrics::new(),
+    );
+    let info = worker.ready().await?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    let job = || EntitiesJob {
+        text: text.clone(),
+        min_score: 0.0,
+        labels: Vec::new(),
+    };
+    let first = worker.extract_entities(job(), None).await?;
+    let entities = first.value.entities.len();
+    let tokens = first.value.input_tokens;
+
+    let start = Instant::now();
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let deadline = start + warmup + Duration::from_secs_f64(args.seconds);
+    let job = Arc::new(job());
+    let mut callers = Vec::new();
+    for _ in 0..args.concurrency.max(1) {
+        let (worker, job) = (worker.clone(), job.clone());
+        callers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                worker.extract_entities((*job).clone(), None).await?;
+                if sent - start >= warmup {
+                    let done = Instant::now();
+                    mine.push(((done - sent).as_secs_f64() * 1000.0, done));
+                }
+            }
+            anyhow::Ok(mine)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut last = start + warmup;
+    for caller in callers {
+        for (ms, done) in caller.await?? {
+            latencies.push(ms);
+            last = last.max(done);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let span = (last - (start + warmup)).as_secs_f64();
+    let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
+    println!(
+        "{}",
+        serde_json::json!({
+            "side": "gist",
+            "model": info.ner.as_ref().map(|m| m.name.clone()),
+            "words": text.split_whitespace().count(),
+            "tokens": tokens,
+            "concurrency": args.concurrency,
+            "threads": tch::get_num_threads(),
+            "max_batch": args.max_batch,
+            "seconds": args.seconds,
+            "warmup": args.warmup,
+            "docs": latencies.len(),
+            "docs_per_second": round(latencies.len() as f64 / args.seconds, 3),
+            "span_seconds": round(span, 3),
+            "docs_per_span_second": if span > 0.0 { round(latencies.len() as f64 / span, 3) } else { 0.0 },
+            "p50_ms": round(percentile(&latencies, 0.5), 1),
+            "p95_ms": round(percentile(&latencies, 0.95), 1),
+            "p99_ms": round(percentile(&latencies, 0.99), 1),
+            "entities": entities,
+            "load_seconds": round(load_seconds, 2),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        })
+    );
+    Ok(())
+}
