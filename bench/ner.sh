@@ -5,6 +5,9 @@
 # process on each side, back to back. Prints one JSON line per run and a Markdown table.
 # Usage: bench/ner.sh [SECONDS] [WORDS] [CONCURRENCY] [MODELS...]
 #   defaults: 10  200,800,3000  1,8  default random-bert-base
+# Articles of up to 200 words are measured for SECONDS after a 2 s warm-up; longer ones by a
+# count of calls (each caller: one warm-up call, then CALLS measured ones, default 3), since
+# at 8 concurrent callers one round of a 3,000-word article outlasts any short window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -32,6 +35,7 @@ for w in sys.argv[2:]:
     open(f"{out}/article-{w}w.txt", "w").write(peerlib.article(int(w)) + "\n")
 PY
 
+calls=${CALLS:-3}
 for model in "${models[@]}"; do
   case $model in
     default)
@@ -49,12 +53,13 @@ for model in "${models[@]}"; do
     *) echo "unknown model $model (default, random-bert-base)" >&2; exit 2 ;;
   esac
   for w in "${word_list[@]}"; do
+    if [ "$w" -le 200 ]; then measure=(--seconds "$seconds"); else measure=(--calls "$calls"); fi
     for c in "${conc_list[@]}"; do
       "$target/release/examples/bench_ner" --models "$gist_models" --text "$work/article-${w}w.txt" \
-        --concurrency "$c" --seconds "$seconds" --threads "$threads" \
+        --concurrency "$c" "${measure[@]}" --threads "$threads" \
         | sed "s/^{/{\"bench\":\"$model\",/" | tee -a "$results"
       "$py" bench/peers/ner_peer.py "${peer_args[@]}" --words "$w" --concurrency "$c" \
-        --seconds "$seconds" --threads "$threads" \
+        "${measure[@]}" --threads "$threads" \
         | "$py" -c "import json,sys; r=json.loads(sys.stdin.read())['runs'][0]; r.update(side='transformers', bench='$model'); print(json.dumps(r))" \
         | tee -a "$results"
     done

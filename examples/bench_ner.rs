@@ -32,6 +32,10 @@ struct Args {
     /// Calls in this first stretch are not counted.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
+    /// Count calls instead of time: each caller makes one warm-up call, then this many
+    /// measured ones (for long articles, where a time window would see too few).
+    #[arg(long)]
+    calls: Option<usize>,
     /// libtorch intra-op threads (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -96,33 +100,59 @@ async fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     let warmup = Duration::from_secs_f64(args.warmup);
     let deadline = start + warmup + Duration::from_secs_f64(args.seconds);
+    let calls = args.calls;
     let job = Arc::new(job());
     let mut callers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
         let (worker, job) = (worker.clone(), job.clone());
         callers.push(tokio::spawn(async move {
+            // (latency ms, sent, done) of the measured calls.
             let mut mine = Vec::new();
-            while Instant::now() < deadline {
-                let sent = Instant::now();
+            if calls.is_some() {
                 worker.extract_entities((*job).clone(), None).await?;
-                if sent - start >= warmup {
+            }
+            loop {
+                let sent = Instant::now();
+                let more = match calls {
+                    Some(n) => mine.len() < n,
+                    None => sent < deadline,
+                };
+                if !more {
+                    break;
+                }
+                worker.extract_entities((*job).clone(), None).await?;
+                if calls.is_some() || sent - start >= warmup {
                     let done = Instant::now();
-                    mine.push(((done - sent).as_secs_f64() * 1000.0, done));
+                    mine.push(((done - sent).as_secs_f64() * 1000.0, sent, done));
                 }
             }
             anyhow::Ok(mine)
         }));
     }
     let mut latencies = Vec::new();
-    let mut last = start + warmup;
+    // Time mode counts from the end of the warm-up even when no call ends after it.
+    let (mut first, mut last) = (
+        None::<Instant>,
+        if calls.is_some() {
+            start
+        } else {
+            start + warmup
+        },
+    );
     for caller in callers {
-        for (ms, done) in caller.await?? {
+        for (ms, sent, done) in caller.await?? {
             latencies.push(ms);
+            first = Some(first.map_or(sent, |f| f.min(sent)));
             last = last.max(done);
         }
     }
     latencies.sort_by(f64::total_cmp);
-    let span = (last - (start + warmup)).as_secs_f64();
+    // Time mode: from the end of the warm-up; call mode: from the first measured call.
+    let from = match calls {
+        Some(_) => first.unwrap_or(last),
+        None => start + warmup,
+    };
+    let span = last.saturating_duration_since(from).as_secs_f64();
     let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
     println!(
         "{}",
@@ -134,10 +164,11 @@ async fn main() -> anyhow::Result<()> {
             "concurrency": args.concurrency,
             "threads": tch::get_num_threads(),
             "max_batch": args.max_batch,
-            "seconds": args.seconds,
+            "seconds": if calls.is_some() { serde_json::Value::Null } else { args.seconds.into() },
+            "calls_per_caller": calls,
             "warmup": args.warmup,
             "docs": latencies.len(),
-            "docs_per_second": round(latencies.len() as f64 / args.seconds, 3),
+            "docs_per_second": round(latencies.len() as f64 / if calls.is_some() { span.max(1e-9) } else { args.seconds }, 3),
             "span_seconds": round(span, 3),
             "docs_per_span_second": if span > 0.0 { round(latencies.len() as f64 / span, 3) } else { 0.0 },
             "p50_ms": round(percentile(&latencies, 0.5), 1),

@@ -45,6 +45,9 @@ def parse_args(argv=None):
     ap.add_argument("--seconds", type=float, default=20.0, help="measured time per setting")
     ap.add_argument("--warmup", type=float, default=2.0,
                     help="seconds of calls not counted (gist's loadgen: 2)")
+    ap.add_argument("--calls", type=int, default=None,
+                    help="count calls instead of time: each caller makes one warm-up call, then "
+                         "this many measured ones (as gist's examples/bench_ner.rs --calls)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch intra-op and inter-op threads (0: torch's default)")
     ap.add_argument("--window", type=int, default=512,
@@ -126,16 +129,21 @@ def measure(args):
     deadline = start + args.warmup + args.seconds
     latencies, errors, finished = [], [], []
 
+    first_sent = []
+
     def caller():
         mine = []
         try:
-            while time.perf_counter() < deadline:
+            if args.calls:
+                tagger(text, stride=args.stride, batch_size=args.batch_size)
+            while (len(mine) < args.calls) if args.calls else (time.perf_counter() < deadline):
                 sent = time.perf_counter()
                 tagger(text, stride=args.stride, batch_size=args.batch_size)
-                if sent - start >= args.warmup:
+                if args.calls or sent - start >= args.warmup:
                     done = time.perf_counter()
                     mine.append((done - sent) * 1000)
                     finished.append(done)
+                    first_sent.append(sent)
         except Exception as err:  # reported, not swallowed: the run fails below
             errors.append(repr(err))
         latencies.extend(mine)
@@ -150,13 +158,17 @@ def measure(args):
     latencies.sort()
     # gist's loadgen divides the calls started in the window by --seconds; calls still
     # running at the deadline are waited for, so also give the rate over the real span.
-    span = max(finished, default=start + args.warmup) - (start + args.warmup)
+    origin = min(first_sent, default=start) if args.calls else start + args.warmup
+    span = max(finished, default=origin) - origin
     return {
         "peer": "ner", "model": name, "parameters": sum(p.numel() for p in model.parameters()),
         "words": words, "tokens": tokens, "windows": windows, "concurrency": concurrency,
         "threads": threads, "window": args.window, "stride": args.stride,
         "batch_size": args.batch_size, "seconds": args.seconds, "warmup": args.warmup,
-        "docs": len(latencies), "docs_per_second": round(len(latencies) / args.seconds, 3),
+        "calls_per_caller": args.calls,
+        "docs": len(latencies),
+        "docs_per_second": round(len(latencies) / (span if args.calls else args.seconds), 3)
+        if (span if args.calls else args.seconds) > 0 else 0.0,
         "span_seconds": round(span, 3),
         "docs_per_span_second": round(len(latencies) / span, 3) if span > 0 else 0.0,
         "p50_ms": round(peerlib.percentile(latencies, 0.5), 1),
