@@ -5,25 +5,9 @@ mod common;
 
 use std::process::Command;
 
-use gist::worker::{Worker, WorkerArgs};
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcurl_lists_services_and_summarizes_the_khan_li_article() {
-    let models = common::default_models();
-    let model_args = gist::cli::ModelArgs {
-        models,
-        engine: gist::cli::EngineKind::RustBert,
-        device: gist::cli::DeviceKind::Cpu,
-        threads: 0,
-        fake_delay_ms: 0,
-    };
-    let worker = Worker::spawn(
-        move || gist::engine::load(&model_args),
-        WorkerArgs::default(),
-        gist::metrics::Metrics::new(),
-    );
-    worker.ready().await.unwrap();
-    let server = common::TestServer::start(worker, gist::api::Limits::default()).await;
+    let server = common::TestServer::with_default_models().await;
     let addr = server.addr.to_string();
     let grpcurl = common::grpcurl();
 

@@ -7,8 +7,6 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use gist::worker::{Worker, WorkerArgs};
-
 /// The venv interpreter that `make setup` (scripts/setup.sh) prepares, with the generated
 /// stubs beside the client. Missing means set-up was not run: a failure, never a skip.
 fn client_python() -> PathBuf {
@@ -60,21 +58,7 @@ fn section<'a>(stdout: &'a str, header: &str) -> Vec<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_example_summarizes_the_khan_li_article_and_streams_its_paragraphs() {
     let python = client_python();
-    let models = common::default_models();
-    let model_args = gist::cli::ModelArgs {
-        models,
-        engine: gist::cli::EngineKind::RustBert,
-        device: gist::cli::DeviceKind::Cpu,
-        threads: 0,
-        fake_delay_ms: 0,
-    };
-    let worker = Worker::spawn(
-        move || gist::engine::load(&model_args),
-        WorkerArgs::default(),
-        gist::metrics::Metrics::new(),
-    );
-    worker.ready().await.unwrap();
-    let server = common::TestServer::start(worker, gist::api::Limits::default()).await;
+    let server = common::TestServer::with_default_models().await;
     let addr = server.addr.to_string();
 
     // The README's command; the article is the example's default FILE.

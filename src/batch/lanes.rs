@@ -51,12 +51,19 @@ pub trait Rpc: Send + Sync + 'static {
     fn local(state: AppState, req: Self::Req) -> BoxFuture<Answered<Self::Res>>;
 }
 
-fn missing() -> pb::ItemError {
-    pb::ItemError {
-        code: Code::Internal as i32,
-        message: "the server's answer had neither a result nor an error".into(),
-        retry_after_ms: 0,
-    }
+/// A stream answer's oneof as an outcome (`result` is `Some(Ok)`, `error` is `Some(Err)`).
+fn unpack<T>(
+    id: String,
+    outcome: Option<Result<T, pb::ItemError>>,
+) -> (String, Result<T, pb::ItemError>) {
+    let outcome = outcome.unwrap_or_else(|| {
+        Err(pb::ItemError {
+            code: Code::Internal as i32,
+            message: "the server's answer had neither a result nor an error".into(),
+            retry_after_ms: 0,
+        })
+    });
+    (id, outcome)
 }
 
 /// `Summarizer/SummarizeStream`.
@@ -90,12 +97,13 @@ impl Rpc for Summarize {
 
     fn outcome(out: Self::Out) -> (String, Result<Self::Res, pb::ItemError>) {
         use pb::summarize_stream_response::Outcome;
-        let outcome = match out.outcome {
-            Some(Outcome::Result(r)) => Ok(r),
-            Some(Outcome::Error(e)) => Err(e),
-            None => Err(missing()),
-        };
-        (out.id, outcome)
+        unpack(
+            out.id,
+            out.outcome.map(|o| match o {
+                Outcome::Result(r) => Ok(r),
+                Outcome::Error(e) => Err(e),
+            }),
+        )
     }
 
     fn local(state: AppState, req: Self::Req) -> BoxFuture<Answered<Self::Res>> {
@@ -133,12 +141,13 @@ impl Rpc for Entities {
 
     fn outcome(out: Self::Out) -> (String, Result<Self::Res, pb::ItemError>) {
         use pb::extract_entities_stream_response::Outcome;
-        let outcome = match out.outcome {
-            Some(Outcome::Result(r)) => Ok(r),
-            Some(Outcome::Error(e)) => Err(e),
-            None => Err(missing()),
-        };
-        (out.id, outcome)
+        unpack(
+            out.id,
+            out.outcome.map(|o| match o {
+                Outcome::Result(r) => Ok(r),
+                Outcome::Error(e) => Err(e),
+            }),
+        )
     }
 
     fn local(state: AppState, req: Self::Req) -> BoxFuture<Answered<Self::Res>> {
@@ -179,12 +188,13 @@ impl Rpc for Analyze {
 
     fn outcome(out: Self::Out) -> (String, Result<Self::Res, pb::ItemError>) {
         use pb::analyze_stream_response::Outcome;
-        let outcome = match out.outcome {
-            Some(Outcome::Result(r)) => Ok(r),
-            Some(Outcome::Error(e)) => Err(e),
-            None => Err(missing()),
-        };
-        (out.id, outcome)
+        unpack(
+            out.id,
+            out.outcome.map(|o| match o {
+                Outcome::Result(r) => Ok(r),
+                Outcome::Error(e) => Err(e),
+            }),
+        )
     }
 
     fn local(state: AppState, req: Self::Req) -> BoxFuture<Answered<Self::Res>> {

@@ -285,6 +285,24 @@ impl TestServer {
         Self::start_with(worker, limits, gist::server::ServerArgs::default()).await
     }
 
+    /// Serve the real default models (./models, prepared by `make setup`) once loaded.
+    pub async fn with_default_models() -> TestServer {
+        let model_args = gist::cli::ModelArgs {
+            models: default_models(),
+            engine: gist::cli::EngineKind::RustBert,
+            device: gist::cli::DeviceKind::Cpu,
+            threads: 0,
+            fake_delay_ms: 0,
+        };
+        let worker = gist::worker::Worker::spawn(
+            move || gist::engine::load(&model_args),
+            gist::worker::WorkerArgs::default(),
+            gist::metrics::Metrics::new(),
+        );
+        worker.ready().await.unwrap();
+        Self::start(worker, gist::api::Limits::default()).await
+    }
+
     /// Serve `worker` with `limits` and transport settings `args`.
     pub async fn start_with(
         worker: gist::worker::Worker,
