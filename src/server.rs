@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
@@ -196,7 +196,13 @@ pub async fn serve_with_security(
         .add_service(InterceptedService::new(summarizer, auth.clone()))
         .add_service(InterceptedService::new(extractor, auth.clone()))
         .add_service(InterceptedService::new(analyzer, auth))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drained)
+        // TCP_NODELAY on every accepted connection: without it, Nagle's algorithm and the
+        // client's delayed ACKs held each small response back ~40 ms (bench/: the fake
+        // engine's p50 was 48 ms at one stream).
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            drained,
+        )
         .await;
     health_task.abort();
     Ok(result?)
