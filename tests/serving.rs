@@ -259,6 +259,7 @@ impl Engine for Inventive {
             .map(|_| Generated {
                 text: "The talks involved Khan and also Zorro yesterday.".into(),
                 input_tokens: 10,
+                output_tokens: 9,
                 truncated: false,
             })
             .collect())

@@ -156,9 +156,11 @@ impl Engine for FakeEngine {
                     .as_ref()
                     .map_or(512, |m| m.max_input_tokens);
                 let seen = &words[..words.len().min(window)];
+                let out = &seen[..seen.len().min(options.max_length)];
                 Generated {
-                    text: seen[..seen.len().min(options.max_length)].join(" "),
+                    text: out.join(" "),
                     input_tokens: words.len(),
+                    output_tokens: out.len(),
                     truncated: words.len() > window,
                 }
             })

@@ -509,12 +509,14 @@ impl Summarizer {
             early_stopping: Some(true),
             ..Default::default()
         };
+        // generate_indices + decode is what rust-bert's generate does; the indices also
+        // tell how many tokens were generated (benchmarks check equal work with them).
         let outputs = match &self.generator {
-            Seq2Seq::Bart(m) => m.generate(Some(&prompts), Some(options))?,
-            Seq2Seq::T5(m) => m.generate(Some(&prompts), Some(options))?,
-            Seq2Seq::LongT5(m) => m.generate(Some(&prompts), Some(options))?,
-            Seq2Seq::Pegasus(m) => m.generate(Some(&prompts), Some(options))?,
-            Seq2Seq::ProphetNet(m) => m.generate(Some(&prompts), Some(options))?,
+            Seq2Seq::Bart(m) => m.generate_indices(Some(&prompts), Some(options))?,
+            Seq2Seq::T5(m) => m.generate_indices(Some(&prompts), Some(options))?,
+            Seq2Seq::LongT5(m) => m.generate_indices(Some(&prompts), Some(options))?,
+            Seq2Seq::Pegasus(m) => m.generate_indices(Some(&prompts), Some(options))?,
+            Seq2Seq::ProphetNet(m) => m.generate_indices(Some(&prompts), Some(options))?,
         };
         if outputs.len() != prompts.len() {
             return Err(Error::Internal(format!(
@@ -529,8 +531,14 @@ impl Summarizer {
             .map(|(out, prompt)| {
                 let input_tokens = self.tokenizer().tokenize(prompt).len() + 1;
                 Generated {
-                    text: out.text.trim().to_string(),
+                    text: self
+                        .tokenizer()
+                        .decode(&out.indices, true, true)
+                        .trim()
+                        .to_string(),
                     input_tokens,
+                    // The first index is the decoder start token, which is given.
+                    output_tokens: out.indices.len().saturating_sub(1),
                     truncated: input_tokens > self.max_tokens,
                 }
             })
