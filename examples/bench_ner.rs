@@ -1,4 +1,4 @@
-//! gist's side of the NER benchmark (bench/ner.sh): the models of a models folder behind
+//! gist's side of the NER benchmark (bench/run.py): the models of a models folder behind
 //! gist's model thread, `--concurrency` callers sending one article in a closed loop, as
 //! ExtractEntities does without the network. Prints one JSON line in the shape of
 //! bench/peers/ner_peer.py's runs, so the two sides compare field by field.
@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use gist::tasks::EntitiesJob;
 use gist::worker::{Worker, WorkerArgs};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{peak_rss_mb, percentile, round};
 
 #[derive(Parser)]
 struct Args {
@@ -42,27 +46,6 @@ struct Args {
     /// Most requests per batch (gist serve's --max-batch).
     #[arg(long, default_value_t = 16)]
     max_batch: usize,
-}
-
-/// Peak resident memory of this process, in MB (VmHWM).
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
-    if sorted_ms.is_empty() {
-        return 0.0;
-    }
-    sorted_ms[((sorted_ms.len() as f64 * p) as usize).min(sorted_ms.len() - 1)]
 }
 
 #[tokio::main]
@@ -153,7 +136,6 @@ async fn main() -> anyhow::Result<()> {
         None => start + warmup,
     };
     let span = last.saturating_duration_since(from).as_secs_f64();
-    let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
     println!(
         "{}",
         serde_json::json!({

@@ -4,19 +4,26 @@ sshleifer/distilbart-cnn-6-6 with random weights, for comparison with gist's abs
 summaries (rust-bert's BART).
 
     .venv/bin/python generate_peer.py --beams 1,4 --length 60 --input-tokens 512 --threads 2
+    .venv/bin/python generate_peer.py --save-random DIR   # then gist loads the same model
+    .venv/bin/python generate_peer.py --model DIR --text input.txt --beams 1,4 --threads 2
     .venv/bin/python generate_peer.py --quick
 
 Prints one JSON line. The work is fixed: min_length = max_length = --length (transformers
 counts the decoder start token in both, as rust-bert does), no_repeat_ngram_size 0,
 early_stopping off, no sampling, so every call decodes exactly the same number of steps
-whatever the (random) weights predict. The input is a fixed sequence of --input-tokens ids
-(<s>, pseudo-random ids from a seeded generator, </s>): with random weights no tokenizer
-is needed. Reported per beam count: seconds per generate (median of --repeats calls after
+whatever the (random) weights predict. The input is either a fixed sequence of --input-tokens ids
+(<s>, pseudo-random ids from a seeded generator, </s>: with random weights no tokenizer
+is needed), or, for a side-by-side run with gist, --text tokenized with the byte-level
+vocabulary that --save-random writes next to the weights (every byte one token: no merges),
+which gist's rust-bert tokenizer reads too, so both sides see the same ids. Reported per beam count: seconds per generate (median of --repeats calls after
 one warm-up call) and output tokens per second (tokens of the returned sequence, start
 token excluded).
 """
 import argparse
+import json
+import os
 import statistics
+import sys
 import time
 
 import peerlib
@@ -33,6 +40,12 @@ DISTILBART_CNN_6_6 = dict(
     forced_bos_token_id=0, forced_eos_token_id=2,
 )
 
+# A BART small enough for smoke tests (bench/run.py --quick), same vocabulary size.
+TINY = dict(DISTILBART_CNN_6_6, d_model=64, encoder_layers=1, decoder_layers=1,
+            encoder_attention_heads=2, decoder_attention_heads=2,
+            encoder_ffn_dim=128, decoder_ffn_dim=128)
+SHAPES = {"distilbart-cnn-6-6": DISTILBART_CNN_6_6, "tiny": TINY}
+
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -44,12 +57,23 @@ def parse_args(argv=None):
     ap.add_argument("--repeats", type=int, default=3, help="measured calls per beam count")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch intra-op and inter-op threads (0: torch's default)")
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="distilbart-cnn-6-6",
+                    help="the random model's shape (tiny: for smoke tests)")
+    ap.add_argument("--save-random", metavar="DIR",
+                    help="write the random model (safetensors, config.json) and a byte-level "
+                         "vocab.json/merges.txt to DIR, then exit")
+    ap.add_argument("--model", metavar="DIR", help="load this model folder (from --save-random) "
+                    "instead of building the random model in memory")
+    ap.add_argument("--text", metavar="FILE", help="input text, tokenized with --model's "
+                    "vocabulary (instead of --input-tokens random ids)")
     ap.add_argument("--quick", action="store_true",
                     help="32 input tokens, length 4, one measured call: a smoke test")
     args = ap.parse_args(argv)
     if args.quick:
         args.input_tokens, args.length, args.repeats = 32, 4, 1
     args.beam_counts = peerlib.int_list(args.beams)
+    if args.text and not args.model:
+        raise SystemExit("--text needs --model (its vocabulary tokenizes the text)")
     if not 3 <= args.input_tokens <= DISTILBART_CNN_6_6["max_position_embeddings"]:
         raise SystemExit("--input-tokens must be between 3 and 1024")
     if args.length < 2 or args.repeats < 1:
@@ -57,21 +81,64 @@ def parse_args(argv=None):
     return args
 
 
+def write_byte_vocab(folder, vocab_size):
+    """A byte-level BPE vocabulary without merges, as BART's tokenizer files: the special
+    tokens at BART's ids, the 256 byte symbols, then filler tokens (never produced by
+    tokenizing, only by generating) up to `vocab_size`, `<mask>` last. Every byte of a text
+    is one token, the same in transformers and in rust-bert."""
+    import itertools
+    import string
+
+    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+
+    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>"])}
+    for symbol in bytes_to_unicode().values():
+        vocab[symbol] = len(vocab)
+    fillers = ("\u0120" + "".join(p) for p in itertools.product(string.ascii_lowercase, repeat=4))
+    while len(vocab) < vocab_size - 1:
+        vocab[next(fillers)] = len(vocab)
+    vocab["<mask>"] = len(vocab)
+    with open(os.path.join(folder, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(folder, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n")
+
+
 def main():
     args = parse_args()
     threads = peerlib.set_threads(args.threads)
     import torch
-    from transformers import BartConfig, BartForConditionalGeneration
+    from transformers import BartConfig, BartForConditionalGeneration, BartTokenizer
 
     started = time.perf_counter()
-    config = BartConfig(**DISTILBART_CNN_6_6)
-    torch.manual_seed(0)
-    model = BartForConditionalGeneration(config).eval()
+    if args.model:
+        model = BartForConditionalGeneration.from_pretrained(args.model).float().eval()
+        config = model.config
+    else:
+        config = BartConfig(**SHAPES[args.shape])
+        torch.manual_seed(0)
+        model = BartForConditionalGeneration(config).eval()
     load_seconds = time.perf_counter() - started
-    generator = torch.Generator().manual_seed(0)
-    body = torch.randint(3, config.vocab_size, (args.input_tokens - 2,), generator=generator)
-    input_ids = torch.cat([torch.tensor([config.bos_token_id]), body,
-                           torch.tensor([config.eos_token_id])]).unsqueeze(0)
+    if args.save_random:
+        os.makedirs(args.save_random, exist_ok=True)
+        model.save_pretrained(args.save_random, safe_serialization=True)
+        write_byte_vocab(args.save_random, config.vocab_size)
+        print(f"wrote the random model and its vocabulary to {args.save_random}", file=sys.stderr)
+        return
+    if args.text:
+        tokenizer = BartTokenizer(os.path.join(args.model, "vocab.json"),
+                                  os.path.join(args.model, "merges.txt"))
+        with open(args.text, encoding="utf-8") as f:
+            text = f.read().rstrip("\n")
+        input_ids = tokenizer(text, return_tensors="pt").input_ids
+        if input_ids.shape[1] > config.max_position_embeddings:
+            raise SystemExit(f"{args.text}: {input_ids.shape[1]} tokens, more than the model's "
+                             f"{config.max_position_embeddings}")
+    else:
+        generator = torch.Generator().manual_seed(0)
+        body = torch.randint(3, config.vocab_size, (args.input_tokens - 2,), generator=generator)
+        input_ids = torch.cat([torch.tensor([config.bos_token_id]), body,
+                               torch.tensor([config.eos_token_id])]).unsqueeze(0)
     attention_mask = torch.ones_like(input_ids)
 
     runs = []
@@ -98,10 +165,10 @@ def main():
                      "tokens_per_second": round(tokens / median, 2),
                      "repeats": args.repeats})
     peerlib.emit({
-        "peer": "generate", "model": "random distilbart-cnn-6-6 shape",
+        "side": "transformers", "peer": "generate", "model": f"random {args.shape} shape",
         "parameters": sum(p.numel() for p in model.parameters()),
         "versions": peerlib.versions(), "threads": threads,
-        "input_tokens": args.input_tokens, "length": args.length,
+        "input_tokens": int(input_ids.shape[1]), "length": args.length,
         "load_seconds": round(load_seconds, 2), "runs": runs,
         "peak_rss_mb": round(peerlib.peak_rss_mb(), 1),
     })

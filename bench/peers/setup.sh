@@ -61,7 +61,7 @@ if [ -f "$gist_cpu" ] && ! [ "$gist_cpu" -ef "$torch_lib/libtorch_cpu.so" ] && c
 fi
 
 OMP_NUM_THREADS=1 "$venv/bin/python" - <<'PY' || die "the venv's torch/transformers do not work (see the lines above)"
-import torch, transformers, tokenizers, sentencex
+import torch, transformers, tokenizers, sentencex, matplotlib
 assert not torch.cuda.is_available()
 assert float(torch.ones(2) @ torch.ones(2)) == 2.0
 print(f"bench/peers setup: torch {torch.__version__} transformers {transformers.__version__}"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The benchmark suite, one command (bench/README.md): prepares what it needs, then runs
+# bench/run.py with the peers' Python.
+#   bench/run.sh              every comparison, then BENCHMARKS.md and docs/benchmarks/*.svg
+#   bench/run.sh --quick      every benchmark on tiny inputs (CI); bench/results/quick/
+#   bench/run.sh --only soak  one part again (ner, generate, keypoints, server, soak, profile)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh   # libtorch, the default models, grpcurl
+cargo build --release --locked --bin gist \
+  --example bench_ner --example bench_generate --example bench_keypoints --example loadgen
+bench/peers/setup.sh    # torch 2.4.0 + transformers + matplotlib, CPU only
+exec bench/peers/.venv/bin/python bench/run.py "$@"
