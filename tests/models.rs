@@ -198,6 +198,26 @@ fn bart_summarizer_generates_with_request_options() {
     // Byte-level BPE with no merges: one token per byte, plus the start token.
     assert_eq!(out[0].input_tokens, "Imran Khan met Li Keqiang.".len() + 1);
     assert!(!out[0].truncated);
+    for generated in &out {
+        // Lengths count the given decoder start token, which output_tokens leaves out.
+        assert!(
+            (options.min_length - 1..options.max_length).contains(&generated.output_tokens),
+            "{} tokens generated for lengths {}..={}",
+            generated.output_tokens,
+            options.min_length,
+            options.max_length
+        );
+    }
+    // min = max fixes the work, whatever the random weights predict (the benchmark's rule).
+    let fixed = gist::engine::Generation {
+        min_length: 6,
+        max_length: 6,
+        ..options
+    };
+    let out = engine
+        .generate(&["Imran Khan met Li Keqiang."], &fixed)
+        .unwrap();
+    assert_eq!(out[0].output_tokens, 5);
     let long = "word ".repeat(100);
     let out = engine.generate(&[long.as_str()], &options).unwrap();
     assert!(
