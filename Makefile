@@ -1,12 +1,13 @@
 # gist: the two commands.
 #   make serve   prepare everything (libtorch, default models, grpcurl), build, serve on 127.0.0.1:50051
 #   make test    prepare everything, then run the whole test suite
+# And: make bench (the benchmark suite, writes BENCHMARKS.md), make bench-quick (its smoke test).
 # Both are idempotent; downloads are cached in ~/.cache/gist.
 
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:50051
 
-.PHONY: serve test setup build lint
+.PHONY: serve test setup build lint bench bench-quick
 
 serve: setup
 	$(CARGO) build --release --locked
@@ -24,3 +25,9 @@ build: setup
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+bench:
+	bench/run.sh
+
+bench-quick:
+	bench/run.sh --quick
