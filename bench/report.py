@@ -264,7 +264,7 @@ def section_soak(r, soak, targets):
     fig, ax = plt.subplots(figsize=(7, 3))
     mem = soak["memory"]
     ax.plot([t for t, _ in mem], [m for _, m in mem], color=GIST, label="RSS MB")
-    ax.set_ylim(0, max([m for _, m in mem] + [100]) * 1.25)
+    ax.set_ylim(0, max([m for _, m in mem] + [targets["memory_mb"]]) * 1.1)
     ax.axhline(targets["memory_mb"], color="grey", ls=":", lw=1, label="budget")
     ax.set_xlabel("seconds")
     ax.set_ylabel("resident MB", color=GIST)

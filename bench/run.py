@@ -512,6 +512,7 @@ def main():
     meta_path = os.path.join(results_dir, "meta.json")
     if not args.report_only:
         started = time.time()
+        where = machine()  # before the parts: the tree that was built and measured
         work = tempfile.mkdtemp(prefix="gist-bench-")
         try:
             for part in parts:
@@ -526,7 +527,7 @@ def main():
         meta = {"command": command, "quick": args.quick, "threads": args.threads,
                 "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "minutes": round((time.time() - started) / 60, 1), "parts": parts,
-                "machine": machine(), "settings": s}
+                "machine": where, "settings": s}
         if args.only and os.path.exists(meta_path):  # a partial rerun keeps the first run's
             with open(meta_path) as f:
                 old = json.load(f)
