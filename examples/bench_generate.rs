@@ -51,13 +51,7 @@ fn main() -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.text)?;
     let text = text.trim_end_matches('\n');
     let started = Instant::now();
-    let mut engine = gist::engine::load(&gist::cli::ModelArgs {
-        models: args.models.clone(),
-        engine: gist::cli::EngineKind::RustBert,
-        device: gist::cli::DeviceKind::Cpu,
-        threads: args.threads,
-        fake_delay_ms: 0,
-    })?;
+    let mut engine = gist::engine::load(&support::cpu_models(&args.models, args.threads))?;
     let load_seconds = started.elapsed().as_secs_f64();
     let model = engine
         .info()

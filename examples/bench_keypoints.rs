@@ -80,13 +80,7 @@ async fn main() -> anyhow::Result<()> {
         "{}: need at least 2 articles (one is the warm-up)",
         args.input.display()
     );
-    let model = gist::cli::ModelArgs {
-        models: args.models.clone(),
-        engine: gist::cli::EngineKind::RustBert,
-        device: gist::cli::DeviceKind::Cpu,
-        threads: args.threads,
-        fake_delay_ms: 0,
-    };
+    let model = support::cpu_models(&args.models, args.threads);
     let started = Instant::now();
     let worker = Worker::spawn(
         move || gist::engine::load(&model),

@@ -52,13 +52,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let text = std::fs::read_to_string(&args.text)?.trim().to_string();
-    let model = gist::cli::ModelArgs {
-        models: args.models.clone(),
-        engine: gist::cli::EngineKind::RustBert,
-        device: gist::cli::DeviceKind::Cpu,
-        threads: args.threads,
-        fake_delay_ms: 0,
-    };
+    let model = support::cpu_models(&args.models, args.threads);
     let started = Instant::now();
     let worker = Worker::spawn(
         move || gist::engine::load(&model),

@@ -2,6 +2,18 @@
 //! computed the way the Python peers compute them (bench/peers/peerlib.py), rounding.
 #![allow(dead_code)] // each example uses its own subset
 
+/// gist's rust-bert engine on the CPU with the models of `models` and `threads` libtorch
+/// intra-op threads (0: libtorch's default), as `gist serve --device cpu` loads them.
+pub fn cpu_models(models: &std::path::Path, threads: usize) -> gist::cli::ModelArgs {
+    gist::cli::ModelArgs {
+        models: models.to_path_buf(),
+        engine: gist::cli::EngineKind::RustBert,
+        device: gist::cli::DeviceKind::Cpu,
+        threads,
+        fake_delay_ms: 0,
+    }
+}
+
 /// Peak resident memory of this process so far, in MB (VmHWM).
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
