@@ -166,7 +166,7 @@ pub fn load(args: &crate::cli::ModelArgs) -> Result<Box<dyn Engine>> {
 /// until the dynamic threshold catches up. Each forward pass then faults its activations'
 /// pages in again: a profile of extractive key points showed 23% of the time in the
 /// kernel's page-fault path, and these two settings gave 1.3–1.4× the articles per second
-/// for about 40 MB more resident memory (bench/README.md). Python's torch runs on the main
+/// for about 40 MB more resident memory (bench/FINDINGS.md). Python's torch runs on the main
 /// thread's arena and does not hit this. A user's own `MALLOC_*` environment wins.
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
