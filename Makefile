@@ -13,8 +13,11 @@ serve: setup
 	$(CARGO) build --release --locked
 	./target/release/gist serve --listen $(LISTEN) --models models
 
+# The tests build with the release profile: the dependencies `make serve` built are reused
+# (one build, not two), and the model tests run at release speed.
 test: setup
-	$(CARGO) test --locked
+	scripts/layers.sh
+	$(CARGO) test --release --locked
 
 setup:
 	@bash scripts/setup.sh

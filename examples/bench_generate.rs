@@ -55,8 +55,7 @@ fn main() -> anyhow::Result<()> {
     let load_seconds = started.elapsed().as_secs_f64();
     let model = engine
         .info()
-        .summarizer
-        .as_ref()
+        .get(gist::role::Role::Summarizer)
         .map(|m| m.name.clone())
         .ok_or_else(|| anyhow::anyhow!("{}: no [summarizer] model", args.models.display()))?;
 

@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let worker = Worker::spawn(
         move || gist::engine::load(&model),
         WorkerArgs::default(),
-        gist::metrics::Metrics::new(),
+        gist::metrics::Metrics::new(&gist::tasks::Task::names()),
     );
     let info = worker.ready().await?;
     let load_seconds = started.elapsed().as_secs_f64();
@@ -93,14 +93,14 @@ async fn main() -> anyhow::Result<()> {
         text: text.to_string(),
         mode: Mode::Extractive,
         max_key_points: args.k,
-        generation: gist::api::DEFAULT_GENERATION,
+        generation: gist::engine::Generation::default(),
     };
 
-    worker.summarize(job(&articles[0].1), None).await?; // warm-up
+    worker.run(job(&articles[0].1), None).await?; // warm-up
     let (mut sentences, mut tokens, mut results) = (0, 0, Vec::new());
     let t = Instant::now();
     for (_, text) in &articles[1..] {
-        let summary = worker.summarize(job(text), None).await?.value;
+        let summary = worker.run(job(text), None).await?.value;
         sentences += summary.sentence_count;
         tokens += summary.input_tokens;
         results.push(summary.key_points);
@@ -126,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
         "{}",
         serde_json::json!({
             "side": "gist",
-            "model": info.encoder.as_ref().map(|m| m.name.clone()),
+            "model": info.get(gist::role::Role::Encoder).map(|m| m.name.clone()),
             "threads": tch::get_num_threads(),
             "k": args.k,
             "articles": measured,

@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
             queue_capacity: 4 * args.concurrency.max(64),
             ..WorkerArgs::default()
         },
-        gist::metrics::Metrics::new(),
+        gist::metrics::Metrics::new(&gist::tasks::Task::names()),
     );
     let info = worker.ready().await?;
     let load_seconds = started.elapsed().as_secs_f64();
@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         min_score: 0.0,
         labels: Vec::new(),
     };
-    let first = worker.extract_entities(job(), None).await?;
+    let first = worker.run(job(), None).await?;
     let entities = first.value.entities.len();
     let tokens = first.value.input_tokens;
 
@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
             // (latency ms, sent, done) of the measured calls.
             let mut mine = Vec::new();
             if calls.is_some() {
-                worker.extract_entities((*job).clone(), None).await?;
+                worker.run((*job).clone(), None).await?;
             }
             loop {
                 let sent = Instant::now();
@@ -97,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
                 if !more {
                     break;
                 }
-                worker.extract_entities((*job).clone(), None).await?;
+                worker.run((*job).clone(), None).await?;
                 if calls.is_some() || sent - start >= warmup {
                     let done = Instant::now();
                     mine.push(((done - sent).as_secs_f64() * 1000.0, sent, done));
@@ -134,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
         "{}",
         serde_json::json!({
             "side": "gist",
-            "model": info.ner.as_ref().map(|m| m.name.clone()),
+            "model": info.get(gist::role::Role::Ner).map(|m| m.name.clone()),
             "words": text.split_whitespace().count(),
             "tokens": tokens,
             "concurrency": args.concurrency,

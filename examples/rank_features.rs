@@ -7,7 +7,7 @@
 //! ```
 
 use clap::Parser;
-use gist::cli::ModelArgs;
+use gist::engine::EngineArgs;
 use gist::text::sentences;
 
 #[derive(Parser)]
@@ -15,7 +15,7 @@ struct Args {
     /// JSON Lines with `id`, `article`, `highlights`.
     jsonl: std::path::PathBuf,
     #[command(flatten)]
-    model: ModelArgs,
+    model: EngineArgs,
 }
 
 fn main() -> anyhow::Result<()> {

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::role::Role;
+
 /// Every way a gist operation can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,9 +31,14 @@ pub enum Error {
         /// Suggested wait before retrying.
         retry_after: Duration,
     },
-    /// The model for this task is not loaded (not configured, still loading, or failed).
+    /// The server is not ready (still loading, failed, shutting down, or the model thread
+    /// stopped).
     #[error("{0}")]
     Unavailable(String),
+    /// The request needs a model of this role and none is configured. Every engine says
+    /// so the same way, and the status is chosen once, in [`From<Error> for tonic::Status`].
+    #[error("{}", .0.missing())]
+    ModelMissing(Role),
     /// A model could not be loaded from its files.
     #[error("cannot load model {name} from {path}")]
     ModelLoad {
@@ -78,18 +85,6 @@ impl Error {
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<rust_bert::RustBertError> for Error {
-    fn from(err: rust_bert::RustBertError) -> Self {
-        Error::Inference(Box::new(err))
-    }
-}
-
-impl From<tch::TchError> for Error {
-    fn from(err: tch::TchError) -> Self {
-        Error::Inference(Box::new(err))
-    }
-}
-
 impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
         use tonic::{Code, Status};
@@ -107,6 +102,11 @@ impl From<Error> for tonic::Status {
                 status
             }
             Error::Unavailable(_) => Status::unavailable(err.to_string()),
+            // A service whose model is missing is NOT_SERVING in health, so its calls are
+            // UNAVAILABLE (try another replica); a summarizer is needed only by the
+            // ABSTRACTIVE mode a request chose, which this server cannot do at all.
+            Error::ModelMissing(Role::Encoder | Role::Ner) => Status::unavailable(err.to_string()),
+            Error::ModelMissing(Role::Summarizer) => Status::failed_precondition(err.to_string()),
             Error::DeadlineExceeded(_) => Status::deadline_exceeded(err.to_string()),
             Error::Cancelled(_) => Status::cancelled(err.to_string()),
             Error::ModelLoad { .. } | Error::Manifest { .. } => {
@@ -129,4 +129,13 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     out
+}
+
+/// The message of a caught panic (model runtimes panic on some inputs and files).
+pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic with a non-string payload".to_string())
 }

@@ -1,37 +1,37 @@
 //! gist: key points and named entities from articles, served over gRPC.
 //!
-//! Module map:
-//! - [`pb`]: the generated `gist.v1` API and its descriptor set.
-//! - [`api`]: request validation against [`api::Limits`], and result → message conversion.
-//! - [`service`]: the tonic service impls (validate, enqueue, convert).
-//! - [`server`]: `serve(listener, state, args, shutdown)`: health, reflection, limits.
-//! - [`security`]: TLS and mTLS from PEM files, bearer tokens; checked at start-up.
-//! - [`worker`]: the model thread, its bounded queue and lifecycle.
-//! - [`tasks`]: the key-point and entity pipelines the model thread runs.
-//! - [`engine`]: the synchronous model trait; rust-bert and fake implementations.
-//! - [`manifest`]: `models/models.toml`, the models to load (and its edits).
-//! - [`metrics`]: Prometheus metrics and their `GET /metrics` listener.
+//! The layers point one way; each imports only those below it (`scripts/layers.sh` checks):
+//!
+//! ```text
+//! text ← engine ← tasks ← worker ← server          eval, models: tools on engine and tasks
+//! error, metrics, pb, role: used by any layer       client ← pb only
+//! cli (and main.rs) ← nothing: they wire the layers together
+//! ```
+//!
+//! - [`text`]: pure text functions: sentences, words, offsets, entity merging, ranking.
+//! - [`engine`]: the synchronous model trait, its settings, and the backends (rust-bert,
+//!   fake), one folder each; the models manifest.
+//! - [`tasks`]: one module per task (summarize, entities, analyze): job, result, pipeline.
+//! - [`worker`]: the model thread, its bounded queues (one per task) and dynamic batching.
+//! - [`server`]: gRPC services (one module each), streams, health, reflection, security.
+//! - [`client`]: `gist batch`, a batch job over gist servers; imports no server code.
+//! - [`eval`]: evaluation commands: entity-level P/R/F1 on CoNLL, ROUGE on CNN/DM.
 //! - [`models`]: `gist models import|pull`: Hugging Face checkpoints → model folders.
-//! - [`text`]: pure text functions: sentences, offsets, entity merging, ranking.
-//! - [`cli`]: command-line flags (clap), each with a `GIST_*` variable.
-//! - [`error`]: the error type and its gRPC status mapping.
-//! - [`eval`]: evaluation commands: entity-level P/R/F1 on CoNLL files.
+//! - [`error`], [`metrics`], [`pb`], [`role`]: the error type and its status mapping,
+//!   Prometheus metrics, the generated API, the model roles.
+//! - [`cli`]: the commands (clap), each setting with a `GIST_*` variable.
 #![warn(missing_docs)]
 
-pub mod api;
-pub mod batch;
 pub mod cli;
+pub mod client;
 pub mod engine;
 pub mod error;
 pub mod eval;
-pub mod manifest;
 pub mod metrics;
 pub mod models;
 pub mod pb;
-pub mod security;
+pub mod role;
 pub mod server;
-pub mod service;
-pub mod stream;
 pub mod tasks;
 pub mod text;
 pub mod worker;

@@ -50,8 +50,9 @@ const LATENCY_BUCKETS: &[f64] = &[
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
 impl Metrics {
-    /// A fresh registry with every gist metric (and the process collector on Linux).
-    pub fn new() -> Arc<Metrics> {
+    /// A fresh registry with every gist metric (and the process collector on Linux); the
+    /// depth of each of `queues` starts at 0, so dashboards see every queue from the start.
+    pub fn new(queues: &[&str]) -> Arc<Metrics> {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
@@ -156,8 +157,8 @@ impl Metrics {
             let process = prometheus::process_collector::ProcessCollector::for_self();
             registry.register(Box::new(process)).expect("unique metric");
         }
-        for queue in crate::worker::Queue::ALL {
-            queue_depth.with_label_values(&[queue.name()]).set(0);
+        for queue in queues {
+            queue_depth.with_label_values(&[queue]).set(0);
         }
         Arc::new(Metrics {
             registry,
@@ -188,7 +189,7 @@ impl Metrics {
     /// A request was answered.
     pub fn answered(&self, rpc: &str, code: tonic::Code, elapsed: Duration) {
         self.requests
-            .with_label_values(&[rpc, code_name(code)])
+            .with_label_values(&[rpc, crate::pb::code_name(code)])
             .inc();
         self.request_seconds
             .with_label_values(&[rpc])
@@ -251,30 +252,6 @@ impl Metrics {
 
     pub(crate) fn model_loaded(&self, elapsed: Duration) {
         self.model_load_seconds.set(elapsed.as_secs_f64());
-    }
-}
-
-/// The canonical upper-case name of a gRPC code, as in the gRPC spec.
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "CANCELLED",
-        Unknown => "UNKNOWN",
-        InvalidArgument => "INVALID_ARGUMENT",
-        DeadlineExceeded => "DEADLINE_EXCEEDED",
-        NotFound => "NOT_FOUND",
-        AlreadyExists => "ALREADY_EXISTS",
-        PermissionDenied => "PERMISSION_DENIED",
-        ResourceExhausted => "RESOURCE_EXHAUSTED",
-        FailedPrecondition => "FAILED_PRECONDITION",
-        Aborted => "ABORTED",
-        OutOfRange => "OUT_OF_RANGE",
-        Unimplemented => "UNIMPLEMENTED",
-        Internal => "INTERNAL",
-        Unavailable => "UNAVAILABLE",
-        DataLoss => "DATA_LOSS",
-        Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
@@ -345,7 +322,7 @@ mod tests {
 
     #[test]
     fn renders_what_happened() {
-        let m = Metrics::new();
+        let m = Metrics::new(&["summarize", "entities", "analyze"]);
         m.answered("Summarize", tonic::Code::Ok, Duration::from_millis(12));
         m.answered("Summarize", tonic::Code::ResourceExhausted, Duration::ZERO);
         m.batch("summarize", 3);

@@ -4,13 +4,12 @@
 
 /// gist's rust-bert engine on the CPU with the models of `models` and `threads` libtorch
 /// intra-op threads (0: libtorch's default), as `gist serve --device cpu` loads them.
-pub fn cpu_models(models: &std::path::Path, threads: usize) -> gist::cli::ModelArgs {
-    gist::cli::ModelArgs {
+pub fn cpu_models(models: &std::path::Path, threads: usize) -> gist::engine::EngineArgs {
+    gist::engine::EngineArgs {
         models: models.to_path_buf(),
-        engine: gist::cli::EngineKind::RustBert,
-        device: gist::cli::DeviceKind::Cpu,
+        device: gist::engine::Device::Cpu,
         threads,
-        fake_delay_ms: 0,
+        ..Default::default()
     }
 }
 

@@ -4,50 +4,72 @@
 //! - `tag`: runs of capitalised words not starting a sentence are `B-/I-MISC`;
 //! - `generate`: the first `max_length` words of the input (its window: 512 words).
 
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::{Embedding, Engine, EngineInfo, Generated, Generation, ModelInfo, Role, Tagged};
+use super::{
+    Embedding, Engine, EngineArgs, EngineInfo, Generated, Generation, ModelInfo, Role, Tagged,
+};
 use crate::error::Result;
 use crate::text::entities::WordTag;
 use crate::text::rank::normalize;
 
 const DIM: usize = 64;
 
-/// The fake engine. `delay` is slept once per call to let tests control timing.
+/// The fake engine. Each call passes the `gate` (if any), then sleeps `delay`.
 #[derive(Debug, Clone)]
 pub struct FakeEngine {
     info: EngineInfo,
     /// Time each call takes.
     pub delay: Duration,
+    /// Held shut by a test that needs the model thread busy; see [`Gate`].
+    pub gate: Option<Gate>,
 }
 
 impl FakeEngine {
     /// A fake engine with all three models and no delay.
     pub fn new() -> Self {
-        let model = |name: &str, architecture: &str| ModelInfo {
+        let model = |name: &str| ModelInfo {
             name: name.to_string(),
-            architecture: architecture.to_string(),
+            architecture: "fake".to_string(),
             max_input_tokens: 512,
         };
+        let mut info = EngineInfo::default();
+        info.insert(Role::Encoder, model("fake-encoder"));
+        info.insert(Role::Ner, model("fake-ner"));
+        info.insert(Role::Summarizer, model("fake-summarizer"));
         FakeEngine {
-            info: EngineInfo {
-                encoder: Some(model("fake-encoder", "fake")),
-                ner: Some(model("fake-ner", "fake")),
-                summarizer: Some(model("fake-summarizer", "fake")),
-            },
+            info,
             delay: Duration::ZERO,
+            gate: None,
         }
+    }
+
+    /// The fake engine `--engine fake` asks for (`--fake-delay-ms`).
+    pub fn from_args(args: &EngineArgs) -> Self {
+        let mut engine = Self::new();
+        engine.delay = Duration::from_millis(args.fake_delay_ms);
+        engine
     }
 
     /// Only the encoder, like a server with the default manifest and no NER model.
     pub fn encoder_only() -> Self {
         let mut engine = Self::new();
-        engine.info.ner = None;
-        engine.info.summarizer = None;
+        engine.info.remove(Role::Ner);
+        engine.info.remove(Role::Summarizer);
         engine
     }
 
+    /// The same engine, its calls held at `gate`.
+    pub fn gated(mut self, gate: &Gate) -> Self {
+        self.gate = Some(gate.clone());
+        self
+    }
+
     fn pause(&self) {
+        if let Some(gate) = &self.gate {
+            gate.pass();
+        }
         if !self.delay.is_zero() {
             std::thread::sleep(self.delay);
         }
@@ -60,6 +82,79 @@ impl Default for FakeEngine {
     }
 }
 
+/// A gate in front of every call of a [`FakeEngine`]: while it is shut, the model thread
+/// waits at it, so a test can hold the model busy for exactly as long as it needs (queue
+/// requests behind it, let one call through, shut the server down) and then open it, with
+/// no sleeps.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<GateInner>);
+
+#[derive(Debug)]
+struct GateInner {
+    /// Calls that may still pass: `None` when the gate is open.
+    permits: Mutex<Option<usize>>,
+    changed: Condvar,
+    arrivals: tokio::sync::watch::Sender<usize>,
+}
+
+impl Gate {
+    /// A shut gate.
+    pub fn shut() -> Gate {
+        Gate(Arc::new(GateInner {
+            permits: Mutex::new(Some(0)),
+            changed: Condvar::new(),
+            arrivals: tokio::sync::watch::channel(0).0,
+        }))
+    }
+
+    /// Let every call through, now and from now on.
+    pub fn open(&self) {
+        *self.permits() = None;
+        self.0.changed.notify_all();
+    }
+
+    /// Let `n` more calls through (the gate stays shut after them).
+    pub fn allow(&self, n: usize) {
+        let mut permits = self.permits();
+        if let Some(left) = permits.as_mut() {
+            *left += n;
+        }
+        drop(permits);
+        self.0.changed.notify_all();
+    }
+
+    /// Calls that have reached the gate so far (held or let through).
+    pub fn arrivals(&self) -> usize {
+        *self.0.arrivals.borrow()
+    }
+
+    /// Wait until `n` calls have reached the gate in all.
+    pub async fn arrived(&self, n: usize) {
+        let mut rx = self.0.arrivals.subscribe();
+        // The sender lives as long as the gate, which `self` holds.
+        let _ = rx.wait_for(|&arrived| arrived >= n).await;
+    }
+
+    fn permits(&self) -> std::sync::MutexGuard<'_, Option<usize>> {
+        self.0.permits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pass(&self) {
+        self.0.arrivals.send_modify(|n| *n += 1);
+        let mut permits = self.permits();
+        while *permits == Some(0) {
+            permits = self
+                .0
+                .changed
+                .wait(permits)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        if let Some(left) = permits.as_mut() {
+            *left -= 1;
+        }
+    }
+}
+
 impl Engine for FakeEngine {
     fn info(&self) -> &EngineInfo {
         &self.info
@@ -67,11 +162,7 @@ impl Engine for FakeEngine {
 
     fn embed(&mut self, sentences: &[&str]) -> Result<Vec<Embedding>> {
         self.pause();
-        if self.info.encoder.is_none() {
-            return Err(crate::Error::Unavailable(
-                "no sentence encoder is configured".into(),
-            ));
-        }
+        self.info.require(Role::Encoder)?;
         Ok(sentences
             .iter()
             .map(|s| {
@@ -95,9 +186,7 @@ impl Engine for FakeEngine {
 
     fn tag(&mut self, texts: &[&str]) -> Result<Vec<Tagged>> {
         self.pause();
-        if self.info.ner.is_none() {
-            return Err(crate::Error::Unavailable(super::rust_bert::NO_NER.into()));
-        }
+        self.info.require(Role::Ner)?;
         Ok(texts
             .iter()
             .map(|text| {
@@ -140,21 +229,12 @@ impl Engine for FakeEngine {
 
     fn generate(&mut self, texts: &[&str], options: &Generation) -> Result<Vec<Generated>> {
         self.pause();
-        if self.info.summarizer.is_none() {
-            return Err(crate::Error::FailedPrecondition(
-                super::rust_bert::NO_SUMMARIZER.into(),
-            ));
-        }
+        let window = self.info.require(Role::Summarizer)?.max_input_tokens;
         Ok(texts
             .iter()
             .map(|t| {
                 let words: Vec<&str> = t.split_whitespace().collect();
                 // The fake model reads at most its window, like a real one.
-                let window = self
-                    .info
-                    .summarizer
-                    .as_ref()
-                    .map_or(512, |m| m.max_input_tokens);
                 let seen = &words[..words.len().min(window)];
                 let out = &seen[..seen.len().min(options.max_length)];
                 Generated {
@@ -168,16 +248,7 @@ impl Engine for FakeEngine {
     }
 
     fn count_tokens(&mut self, model: Role, texts: &[&str]) -> Result<Vec<usize>> {
-        let loaded = match model {
-            Role::Encoder => self.info.encoder.is_some(),
-            Role::Ner => self.info.ner.is_some(),
-            Role::Summarizer => self.info.summarizer.is_some(),
-        };
-        if !loaded {
-            return Err(crate::Error::FailedPrecondition(format!(
-                "no {model:?} model is loaded"
-            )));
-        }
+        self.info.require(model)?;
         // The fake models' tokens are words.
         Ok(texts
             .iter()

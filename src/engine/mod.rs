@@ -1,15 +1,35 @@
-//! The model side of gist: a synchronous [`Engine`] trait and its implementations.
+//! The model side of gist: the synchronous [`Engine`] the model thread drives, its
+//! settings ([`EngineArgs`]), and the backends that run models.
 //!
-//! Engines are plain blocking code owned by one thread (see `worker`), never called from
-//! the async runtime. They speak gist's own types, so another runtime (ONNX, candle) could
-//! replace rust-bert without touching the service.
+//! Engines are plain blocking code owned by one thread (see `worker`), never called from the
+//! async runtime. They speak gist's own types, so the tasks above never see a runtime.
+//!
+//! - [`models`]: [`Models`], the production engine: one model per [`Role`], each loaded by
+//!   the backend that runs it, and the per-role traits a backend implements.
+//! - [`tagging`] and [`embedding`]: the backend-neutral halves of NER and sentence
+//!   embedding (windows, length-sorted batches, word labels from sub-tokens, pooling).
+//! - [`manifest`]: `models/models.toml`, which models to load.
+//! - [`rust_bert`]: the rust-bert backend (libtorch): its runtime settings and errors.
+//! - [`fake`]: a deterministic engine with no model files, for tests and overhead benchmarks.
+//!
+//! A new backend is one folder with the per-role traits and one arm in [`load`].
 
+pub mod embedding;
 pub mod fake;
+pub mod manifest;
+pub mod models;
 pub mod rust_bert;
+pub mod tagging;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::error::Result;
+pub use models::Models;
+
+use crate::error::{Error, Result};
+pub use crate::role::Role;
 use crate::text::entities::WordTag;
 
 /// A loaded model, as reported to clients.
@@ -23,26 +43,39 @@ pub struct ModelInfo {
     pub max_input_tokens: usize,
 }
 
-/// What an engine can do: one entry per loaded model.
+/// What an engine can do: the model loaded for each role.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct EngineInfo {
-    /// Sentence encoder used for extractive key points.
-    pub encoder: Option<ModelInfo>,
-    /// Token classifier used for named entities.
-    pub ner: Option<ModelInfo>,
-    /// Sequence-to-sequence model used for abstractive summaries.
-    pub summarizer: Option<ModelInfo>,
-}
+#[serde(transparent)]
+pub struct EngineInfo(BTreeMap<Role, ModelInfo>);
 
-/// The models an engine may hold, by what they do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Sentence encoder (extractive key points).
-    Encoder,
-    /// Token classifier (entities).
-    Ner,
-    /// Sequence-to-sequence model (abstractive summaries).
-    Summarizer,
+impl EngineInfo {
+    /// The model of `role`, if one is loaded.
+    pub fn get(&self, role: Role) -> Option<&ModelInfo> {
+        self.0.get(&role)
+    }
+
+    /// Is a model of `role` loaded?
+    pub fn has(&self, role: Role) -> bool {
+        self.0.contains_key(&role)
+    }
+
+    /// The model of `role`.
+    ///
+    /// # Errors
+    /// [`Error::ModelMissing`] when none is loaded.
+    pub fn require(&self, role: Role) -> Result<&ModelInfo> {
+        self.get(role).ok_or(Error::ModelMissing(role))
+    }
+
+    /// Record the model of `role`.
+    pub fn insert(&mut self, role: Role, info: ModelInfo) {
+        self.0.insert(role, info);
+    }
+
+    /// Forget the model of `role`.
+    pub fn remove(&mut self, role: Role) {
+        self.0.remove(&role);
+    }
 }
 
 /// A sentence embedding.
@@ -80,6 +113,19 @@ pub struct Generation {
     pub no_repeat_ngram_size: usize,
 }
 
+/// The decoding defaults: what a request gets for every option it leaves unset.
+impl Default for Generation {
+    fn default() -> Self {
+        Generation {
+            min_length: 10,
+            max_length: 142,
+            num_beams: 3,
+            length_penalty: 1.0,
+            no_repeat_ngram_size: 3,
+        }
+    }
+}
+
 /// One generated summary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generated {
@@ -101,21 +147,19 @@ pub trait Engine {
     /// Embed sentences with the encoder.
     ///
     /// # Errors
-    /// [`crate::Error::Unavailable`] without an encoder; [`crate::Error::Inference`] when
-    /// the model fails.
+    /// [`Error::ModelMissing`] without an encoder; [`Error::Inference`] when the model fails.
     fn embed(&mut self, sentences: &[&str]) -> Result<Vec<Embedding>>;
 
     /// Tag the words of texts with the token classifier, covering each text completely.
     ///
     /// # Errors
-    /// [`crate::Error::Unavailable`] without a NER model; [`crate::Error::Inference`].
+    /// [`Error::ModelMissing`] without a NER model; [`Error::Inference`].
     fn tag(&mut self, texts: &[&str]) -> Result<Vec<Tagged>>;
 
     /// Write a summary of each text with the summarization model.
     ///
     /// # Errors
-    /// [`crate::Error::FailedPrecondition`] without a summarization model;
-    /// [`crate::Error::Inference`].
+    /// [`Error::ModelMissing`] without a summarization model; [`Error::Inference`].
     fn generate(&mut self, texts: &[&str], options: &Generation) -> Result<Vec<Generated>>;
 
     /// Tokens each text takes in `model`'s input (special tokens and task prefix
@@ -123,66 +167,73 @@ pub trait Engine {
     /// and for the `--max-text-tokens` limit.
     ///
     /// # Errors
-    /// [`crate::Error::Unavailable`] or [`crate::Error::FailedPrecondition`] when that
-    /// model is not loaded.
+    /// [`Error::ModelMissing`] when that model is not loaded.
     fn count_tokens(&mut self, model: Role, texts: &[&str]) -> Result<Vec<usize>>;
 }
 
-/// Build the engine the CLI settings ask for. Call it on the model thread.
-///
-/// # Errors
-/// [`crate::Error::Manifest`] or [`crate::Error::ModelLoad`].
-pub fn load(args: &crate::cli::ModelArgs) -> Result<Box<dyn Engine>> {
-    use crate::cli::{DeviceKind, EngineKind};
-    if args.threads > 0 {
-        tch::set_num_threads(args.threads as i32);
-    }
-    match args.engine {
-        EngineKind::Fake => {
-            let mut engine = fake::FakeEngine::new();
-            engine.delay = std::time::Duration::from_millis(args.fake_delay_ms);
-            Ok(Box::new(engine))
-        }
-        EngineKind::RustBert => {
-            tune_allocator();
-            let manifest = crate::manifest::Manifest::load(&args.models)?;
-            let device = match args.device {
-                DeviceKind::Auto => tch::Device::cuda_if_available(),
-                DeviceKind::Cpu => tch::Device::Cpu,
-                DeviceKind::Cuda => tch::Device::Cuda(0),
-            };
-            Ok(Box::new(rust_bert::RustBertEngine::load(
-                &manifest, device,
-            )?))
+/// The runtimes that can run gist's models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum Backend {
+    /// rust-bert on libtorch, models from the manifest.
+    RustBert,
+    /// Deterministic stand-in with no model files.
+    Fake,
+}
+
+/// Devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum Device {
+    /// CUDA when available, else CPU.
+    Auto,
+    /// CPU.
+    Cpu,
+    /// The first CUDA device.
+    Cuda,
+}
+
+/// Which models to load and how to run them: the engine's own settings.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize)]
+pub struct EngineArgs {
+    /// Folder with models.toml and the model folders it names.
+    #[arg(long, env = "GIST_MODELS", default_value_os_t = EngineArgs::default().models)]
+    pub models: PathBuf,
+    /// Model runtime: rust-bert, or a deterministic fake for tests and overhead benchmarks.
+    #[arg(long = "engine", env = "GIST_ENGINE", value_enum, default_value_t = EngineArgs::default().backend)]
+    pub backend: Backend,
+    /// Device: auto (CUDA when available), cpu or cuda.
+    #[arg(long, env = "GIST_DEVICE", value_enum, default_value_t = EngineArgs::default().device)]
+    pub device: Device,
+    /// Intra-op threads of the model runtime; 0 keeps the runtime's default (one per core).
+    #[arg(long, env = "GIST_THREADS", default_value_t = EngineArgs::default().threads)]
+    pub threads: usize,
+    /// With `--engine fake`: how long each model call takes, in milliseconds (for tests
+    /// and overhead benchmarks that need a model of known speed).
+    #[arg(long, env = "GIST_FAKE_DELAY_MS", default_value_t = EngineArgs::default().fake_delay_ms)]
+    pub fake_delay_ms: u64,
+}
+
+impl Default for EngineArgs {
+    fn default() -> Self {
+        EngineArgs {
+            models: PathBuf::from("models"),
+            backend: Backend::RustBert,
+            device: Device::Auto,
+            threads: 0,
+            fake_delay_ms: 0,
         }
     }
 }
 
-/// glibc's malloc, set for libtorch running on a thread of its own.
+/// Build the engine the settings ask for. Call it on the model thread.
 ///
-/// The model thread is not the main thread, so glibc gives it a secondary arena, whose
-/// free memory at the top is handed back to the kernel (`madvise`) as soon as it passes
-/// the trim threshold, and large tensors are `mmap`ed and unmapped on every forward pass
-/// until the dynamic threshold catches up. Each forward pass then faults its activations'
-/// pages in again: a profile of extractive key points showed 23% of the time in the
-/// kernel's page-fault path, and these two settings gave 1.3–1.4× the articles per second
-/// for about 40 MB more resident memory (bench/FINDINGS.md). Python's torch runs on the main
-/// thread's arena and does not hit this. A user's own `MALLOC_*` environment wins.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            if std::env::vars_os().any(|(k, _)| k.to_string_lossy().starts_with("MALLOC_")) {
-                return;
-            }
-            // SAFETY: mallopt only sets malloc parameters (under malloc's own lock).
-            unsafe {
-                // Blocks up to 32 MB (the most glibc allows) come from the arenas...
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-                // ...which keep up to 256 MB of free memory instead of returning it.
-                libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-            }
-        });
+/// # Errors
+/// [`Error::Manifest`] or [`Error::ModelLoad`].
+pub fn load(args: &EngineArgs) -> Result<Box<dyn Engine>> {
+    match args.backend {
+        Backend::Fake => Ok(Box::new(fake::FakeEngine::from_args(args))),
+        Backend::RustBert => {
+            let manifest = manifest::Manifest::load(&args.models)?;
+            Ok(Box::new(rust_bert::load(&manifest, args)?))
+        }
     }
 }

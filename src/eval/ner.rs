@@ -36,10 +36,10 @@ pub fn evaluate(
                 labels: vec![],
             })
             .collect();
-        for ((_, spans), found) in prepared.iter().zip(tasks::extract_entities_many(
-            engine,
-            &jobs.iter().collect::<Vec<_>>(),
-        )?) {
+        let found = tasks::entities::run(engine, &jobs.iter().collect::<Vec<_>>())
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?;
+        for ((_, spans), found) in prepared.iter().zip(found) {
             predicted.push(tags_from_entities(spans, &found.entities));
         }
         progress(predicted.len());

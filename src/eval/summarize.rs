@@ -130,9 +130,9 @@ pub fn evaluate(
             text: item.article.clone(),
             mode,
             max_key_points: key_points,
-            generation: crate::api::DEFAULT_GENERATION,
+            generation: Default::default(),
         };
-        let summary = tasks::summarize(engine, &job)?;
+        let summary = tasks::summarize::summarize(engine, &job)?;
         let gist = summary
             .key_points
             .iter()

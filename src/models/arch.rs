@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{Error, Result, Task};
+use super::{Error, Result, Role};
 
 /// `model_type`s of token classifiers the engine loads.
 pub const NER_TYPES: &[&str] = &["bert", "distilbert", "electra", "roberta"];
@@ -113,11 +113,11 @@ impl Arch {
 }
 
 /// The `model_type`s the engine runs for `task`.
-pub fn supported(task: Task) -> &'static [&'static str] {
+pub fn supported(task: Role) -> &'static [&'static str] {
     match task {
-        Task::Ner => NER_TYPES,
-        Task::Summarize => SUMMARIZE_TYPES,
-        Task::Embed => EMBED_TYPES,
+        Role::Ner => NER_TYPES,
+        Role::Summarizer => SUMMARIZE_TYPES,
+        Role::Encoder => EMBED_TYPES,
     }
 }
 
@@ -127,7 +127,7 @@ pub fn supported(task: Task) -> &'static [&'static str] {
 /// [`Error::Unsupported`] for a `model_type` the engine does not run for the task;
 /// [`Error::Invalid`] without `model_type`, or for a NER model that is not a token
 /// classifier or has no labels.
-pub fn check(task: Task, json: &Value, path: &std::path::Path) -> Result<Arch> {
+pub fn check(task: Role, json: &Value, path: &std::path::Path) -> Result<Arch> {
     let invalid = |reason: String| Error::Invalid {
         path: path.to_path_buf(),
         reason,
@@ -142,7 +142,7 @@ pub fn check(task: Task, json: &Value, path: &std::path::Path) -> Result<Arch> {
             model_type: model_type.to_string(),
             supported: supported(task),
         })?;
-    if task == Task::Ner {
+    if task == Role::Ner {
         // Older configs have no "architectures"; a present one must be a token classifier.
         if let Some(archs) = json["architectures"].as_array() {
             let names: Vec<&str> = archs.iter().filter_map(Value::as_str).collect();
@@ -184,7 +184,7 @@ pub struct Requirements {
 /// # Errors
 /// The list of what is missing, each entry saying what could replace it.
 pub fn requirements(
-    task: Task,
+    task: Role,
     arch: Arch,
     files: &BTreeSet<String>,
     tokenizer_json_model: Option<&str>,
@@ -224,7 +224,7 @@ pub fn requirements(
             }
         }
     };
-    if task == Task::Embed {
+    if task == Role::Encoder {
         for f in SENTENCE_TRANSFORMERS_FILES {
             if !has(f) {
                 missing.push(format!("{f} (a sentence-transformers folder)"));
@@ -283,34 +283,34 @@ mod tests {
         let p = Path::new("config.json");
         let ner = json!({"model_type": "bert", "architectures": ["BertForTokenClassification"],
                          "id2label": {"0": "O", "1": "B-PER"}});
-        assert_eq!(check(Task::Ner, &ner, p).unwrap(), Arch::Bert);
+        assert_eq!(check(Role::Ner, &ner, p).unwrap(), Arch::Bert);
         // Old configs have no "architectures".
         let old = json!({"model_type": "bert", "id2label": {"0": "O", "1": "B-PER"}});
-        assert_eq!(check(Task::Ner, &old, p).unwrap(), Arch::Bert);
+        assert_eq!(check(Role::Ner, &old, p).unwrap(), Arch::Bert);
         assert_eq!(
-            check(Task::Summarize, &json!({"model_type": "pegasus"}), p).unwrap(),
+            check(Role::Summarizer, &json!({"model_type": "pegasus"}), p).unwrap(),
             Arch::Pegasus
         );
         assert_eq!(
-            check(Task::Embed, &json!({"model_type": "albert"}), p).unwrap(),
+            check(Role::Encoder, &json!({"model_type": "albert"}), p).unwrap(),
             Arch::Albert
         );
 
         let cases = [
-            (Task::Ner, "gpt2", "bert, distilbert, electra, roberta"),
-            (Task::Ner, "bart", "bert, distilbert, electra, roberta"),
+            (Role::Ner, "gpt2", "bert, distilbert, electra, roberta"),
+            (Role::Ner, "bart", "bert, distilbert, electra, roberta"),
             (
-                Task::Summarize,
+                Role::Summarizer,
                 "bert",
                 "bart, t5, longt5, pegasus, prophetnet",
             ),
             (
-                Task::Summarize,
+                Role::Summarizer,
                 "mbart",
                 "bart, t5, longt5, pegasus, prophetnet",
             ),
             (
-                Task::Embed,
+                Role::Encoder,
                 "electra",
                 "bert, distilbert, roberta, albert, t5",
             ),
@@ -330,7 +330,7 @@ mod tests {
     fn token_classifiers_need_the_head_and_labels() {
         let p = Path::new("x/config.json");
         let e = check(
-            Task::Ner,
+            Role::Ner,
             &json!({"model_type": "bert", "architectures": ["BertModel"], "id2label": {"0": "a", "1": "b"}}),
             p,
         )
@@ -341,14 +341,14 @@ mod tests {
             "{e}"
         );
         let e = check(
-            Task::Ner,
+            Role::Ner,
             &json!({"model_type": "bert", "architectures": ["BertForTokenClassification"]}),
             p,
         )
         .unwrap_err()
         .to_string();
         assert!(e.contains("id2label"), "{e}");
-        let e = check(Task::Ner, &json!({"architectures": []}), p)
+        let e = check(Role::Ner, &json!({"architectures": []}), p)
             .unwrap_err()
             .to_string();
         assert!(e.contains("model_type"), "{e}");
@@ -358,44 +358,44 @@ mod tests {
     fn requirements_name_exactly_what_is_missing() {
         let ok = files(&["config.json", "model.safetensors", "vocab.txt"]);
         assert_eq!(
-            requirements(Task::Ner, Arch::Bert, &ok, None).unwrap(),
+            requirements(Role::Ner, Arch::Bert, &ok, None).unwrap(),
             Requirements {
                 tokenizer: TokenizerSource::Files
             }
         );
         let json_only = files(&["config.json", "pytorch_model.bin", "tokenizer.json"]);
         assert_eq!(
-            requirements(Task::Ner, Arch::Bert, &json_only, Some("WordPiece"))
+            requirements(Role::Ner, Arch::Bert, &json_only, Some("WordPiece"))
                 .unwrap()
                 .tokenizer,
             TokenizerSource::TokenizerJson
         );
         assert_eq!(
-            requirements(Task::Summarize, Arch::Bart, &json_only, Some("BPE"))
+            requirements(Role::Summarizer, Arch::Bart, &json_only, Some("BPE"))
                 .unwrap()
                 .tokenizer,
             TokenizerSource::TokenizerJson
         );
 
         // (task, architecture, files present, tokenizer.json model, what is missing)
-        type Case<'a> = (Task, Arch, &'a [&'a str], Option<&'a str>, &'a [&'a str]);
+        type Case<'a> = (Role, Arch, &'a [&'a str], Option<&'a str>, &'a [&'a str]);
         let cases: &[Case] = &[
             (
-                Task::Ner,
+                Role::Ner,
                 Arch::Bert,
                 &["config.json", "model.safetensors"],
                 None,
                 &["vocab.txt (or a tokenizer.json with a WordPiece model to derive it from)"],
             ),
             (
-                Task::Ner,
+                Role::Ner,
                 Arch::Roberta,
                 &["config.json", "model.safetensors", "vocab.json"],
                 Some("WordPiece"),
                 &["merges.txt (tokenizer.json has a WordPiece model, not BPE)"],
             ),
             (
-                Task::Summarize,
+                Role::Summarizer,
                 Arch::T5,
                 &[
                     "config.json",
@@ -406,14 +406,14 @@ mod tests {
                 &["spiece.model"],
             ),
             (
-                Task::Summarize,
+                Role::Summarizer,
                 Arch::ProphetNet,
                 &["model.safetensors"],
                 None,
                 &["config.json", "prophetnet.tokenizer"],
             ),
             (
-                Task::Embed,
+                Role::Encoder,
                 Arch::Bert,
                 &["config.json", "vocab.txt", "modules.json"],
                 None,

@@ -14,7 +14,7 @@ use hf_hub::api::sync::{ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Repo, RepoType};
 
 use super::arch::{self, Arch};
-use super::{read_json, weights, Error, Result, Task};
+use super::{read_json, weights, Error, Result, Role};
 
 /// Where to pull from.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub struct PullOptions {
 /// tokenizer (`tokenizer.json` only when the architecture's own files are absent),
 /// configuration, sentence-transformers files for an encoder, and the model card (its
 /// licence).
-pub fn select(task: Task, arch: Arch, files: &[String]) -> Vec<String> {
+pub fn select(task: Role, arch: Arch, files: &[String]) -> Vec<String> {
     let has = |f: &str| files.iter().any(|x| x == f);
     let mut out: Vec<&str> = vec!["config.json"];
     if let Some(w) = weights::WEIGHT_FILES.iter().find(|f| has(f)) {
@@ -54,7 +54,7 @@ pub fn select(task: Task, arch: Arch, files: &[String]) -> Vec<String> {
         "generation_config.json",
         "README.md",
     ]);
-    if task == Task::Embed {
+    if task == Role::Encoder {
         out.extend(arch::SENTENCE_TRANSFORMERS_FILES);
         out.push("config_sentence_transformers.json");
     }
@@ -78,7 +78,7 @@ pub fn default_name(repo: &str) -> &str {
 /// # Errors
 /// [`Error::Hub`] with one line saying what went wrong (unreachable, access denied, not
 /// found); [`Error::Unsupported`] / [`Error::Invalid`] from the architecture check.
-pub fn download(opts: &PullOptions, task: Task, mut on_file: impl FnMut(&str)) -> Result<PathBuf> {
+pub fn download(opts: &PullOptions, task: Role, mut on_file: impl FnMut(&str)) -> Result<PathBuf> {
     let mut builder = ApiBuilder::from_env()
         .with_endpoint(opts.endpoint.clone())
         .with_progress(opts.progress);
@@ -198,7 +198,7 @@ mod tests {
             "tokenizer.json",
         ]);
         assert_eq!(
-            select(Task::Ner, Arch::Bert, &bert_ner),
+            select(Role::Ner, Arch::Bert, &bert_ner),
             list(&[
                 "config.json",
                 "model.safetensors",
@@ -217,7 +217,7 @@ mod tests {
             "tokenizer.json",
         ]);
         assert_eq!(
-            select(Task::Ner, Arch::Bert, &sharded),
+            select(Role::Ner, Arch::Bert, &sharded),
             list(&[
                 "config.json",
                 "pytorch_model.bin.index.json",
@@ -234,7 +234,7 @@ mod tests {
             "vocab.json",
         ]);
         assert_eq!(
-            select(Task::Summarize, Arch::Bart, &distilbart),
+            select(Role::Summarizer, Arch::Bart, &distilbart),
             list(&["config.json", "rust_model.ot", "vocab.json", "merges.txt"])
         );
         let t5 = list(&[
@@ -246,7 +246,7 @@ mod tests {
             "rust_model.ot",
         ]);
         assert_eq!(
-            select(Task::Summarize, Arch::T5, &t5),
+            select(Role::Summarizer, Arch::T5, &t5),
             list(&[
                 "config.json",
                 "model.safetensors",
@@ -267,7 +267,7 @@ mod tests {
             "openvino/openvino_model.xml",
         ]);
         assert_eq!(
-            select(Task::Embed, Arch::Bert, &minilm),
+            select(Role::Encoder, Arch::Bert, &minilm),
             list(&[
                 "config.json",
                 "model.safetensors",

@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use super::arch::{self, TokenizerKind, TokenizerSource};
 use super::weights::{self, Changes, Source};
-use super::{io_error, read_json, tokenizer, Error, Result, Task};
+use super::{io_error, read_json, tokenizer, Error, Result, Role};
+use crate::engine::manifest::{self, Manifest, ModelSpec, Replaced};
 use crate::engine::{Engine, Generation};
-use crate::manifest::{self, Manifest, ModelSpec, Replaced};
 
 /// Files copied from the snapshot when present (weights are written separately).
 const COPIED: &[&str] = &[
@@ -46,7 +46,7 @@ pub struct ImportOptions {
     /// Folder name under `models` and the name in the manifest.
     pub name: String,
     /// The task, which picks the manifest section.
-    pub task: Task,
+    pub task: Role,
     /// The models folder holding `models.toml`.
     pub models: PathBuf,
     /// Replace an existing folder of the same name.
@@ -59,7 +59,7 @@ pub struct ImportReport {
     /// The model name.
     pub name: String,
     /// The task.
-    pub task: Task,
+    pub task: Role,
     /// `model_type` of config.json.
     pub model_type: String,
     /// The prepared folder.
@@ -201,7 +201,7 @@ pub fn import(opts: &ImportOptions) -> Result<ImportReport> {
         dir: src.clone(),
         files,
     })?;
-    if opts.task == Task::Embed {
+    if opts.task == Role::Encoder {
         let path = src.join("modules.json");
         arch::check_modules(&read_json(&path)?, &path)?;
     }
@@ -258,7 +258,7 @@ pub fn import(opts: &ImportOptions) -> Result<ImportReport> {
         None
     };
     let tokenizer_config = dir.join("tokenizer_config.json");
-    if opts.task == Task::Embed && !tokenizer_config.exists() {
+    if opts.task == Role::Encoder && !tokenizer_config.exists() {
         // The encoder reads it (for its casing); its absence means the defaults.
         std::fs::write(&tokenizer_config, "{}\n").map_err(io_error(&tokenizer_config))?;
     }
@@ -268,14 +268,14 @@ pub fn import(opts: &ImportOptions) -> Result<ImportReport> {
         name: opts.name.clone(),
         path: dir.to_path_buf(),
         lower_case: lower_case
-            .filter(|_| opts.task == Task::Ner)
+            .filter(|_| opts.task == Role::Ner)
             .map(|(b, _)| b),
     };
     verify(opts.task, spec.clone()).map_err(Error::Verify)?;
 
     let (new_manifest, replaced) = manifest::set_entry(
         &manifest_text,
-        opts.task.section(),
+        opts.task,
         &opts.name,
         &opts.name,
         spec.lower_case,
@@ -333,28 +333,19 @@ fn settle_lower_case(
 
 /// Load the prepared folder with gist's engine on the CPU and run it on a sample.
 fn verify(
-    task: Task,
+    task: Role,
     spec: ModelSpec,
 ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let manifest = match task {
-        Task::Ner => Manifest {
-            ner: Some(spec),
-            ..Default::default()
-        },
-        Task::Summarize => Manifest {
-            summarizer: Some(spec),
-            ..Default::default()
-        },
-        Task::Embed => Manifest {
-            encoder: Some(spec),
-            ..Default::default()
-        },
+    let manifest = Manifest::one(task, spec);
+    let args = crate::engine::EngineArgs {
+        device: crate::engine::Device::Cpu,
+        ..Default::default()
     };
-    let mut engine = crate::engine::rust_bert::RustBertEngine::load(&manifest, tch::Device::Cpu)?;
+    let mut engine = crate::engine::rust_bert::load(&manifest, &args)?;
     let run = std::panic::AssertUnwindSafe(|| -> crate::Result<()> {
         match task {
-            Task::Ner => engine.tag(&[SAMPLE]).map(drop),
-            Task::Summarize => {
+            Role::Ner => engine.tag(&[SAMPLE]).map(drop),
+            Role::Summarizer => {
                 let options = Generation {
                     min_length: 1,
                     max_length: 8,
@@ -364,7 +355,7 @@ fn verify(
                 };
                 engine.generate(&[SAMPLE], &options).map(drop)
             }
-            Task::Embed => {
+            Role::Encoder => {
                 let embedding = engine.embed(&[SAMPLE])?;
                 if embedding
                     .iter()
@@ -382,7 +373,7 @@ fn verify(
     });
     match std::panic::catch_unwind(run) {
         Ok(result) => Ok(result?),
-        Err(panic) => Err(crate::engine::rust_bert::panic_message(&panic).into()),
+        Err(panic) => Err(crate::error::panic_message(&panic).into()),
     }
 }
 

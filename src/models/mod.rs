@@ -19,40 +19,9 @@ pub mod import;
 pub mod tokenizer;
 pub mod weights;
 
-use std::fmt;
 use std::path::PathBuf;
 
-/// What a model is imported for; each task has its own section in `models.toml`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
-    /// Named entities: a token classifier (`[ner]`).
-    Ner,
-    /// Abstractive summaries: a sequence-to-sequence model (`[summarizer]`).
-    Summarize,
-    /// Extractive key points: a sentence-transformers encoder (`[encoder]`).
-    Embed,
-}
-
-impl Task {
-    /// The `models.toml` section the task's model is named in.
-    pub fn section(self) -> &'static str {
-        match self {
-            Task::Ner => "ner",
-            Task::Summarize => "summarizer",
-            Task::Embed => "encoder",
-        }
-    }
-}
-
-impl fmt::Display for Task {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Task::Ner => "ner",
-            Task::Summarize => "summarize",
-            Task::Embed => "embed",
-        })
-    }
-}
+pub use crate::role::Role;
 
 /// Why an import or a pull failed. Each message names the file, field or repository.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +47,7 @@ pub enum Error {
     #[error("{task} models of type {model_type:?} are not supported; supported types: {}", .supported.join(", "))]
     Unsupported {
         /// The task asked for.
-        task: Task,
+        task: Role,
         /// `model_type` from config.json.
         model_type: String,
         /// The types the engine runs for the task.

@@ -1,0 +1,322 @@
+//! The models manifest (`models/models.toml`): which model folders the server loads.
+//!
+//! ```toml
+//! [encoder]                       # sentence encoder for extractive key points
+//! name = "all-MiniLM-L6-v2"
+//! path = "all-MiniLM-L6-v2"       # relative to the manifest's folder
+//!
+//! [ner]                           # optional token classifier
+//! name = "my-ner"
+//! path = "my-ner"
+//!
+//! [summarizer]                    # optional BART / T5 / LongT5 / Pegasus / ProphetNet
+//! name = "distilbart-cnn-6-6"
+//! path = "distilbart-cnn-6-6"
+//! ```
+//! Each folder holds the usual Hugging Face files: `config.json`, `model.safetensors`
+//! (or `rust_model.ot`), and the tokenizer files of its architecture.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::role::Role;
+
+/// File name of the manifest inside the models folder.
+pub const MANIFEST_FILE: &str = "models.toml";
+
+/// One model entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Name reported to clients.
+    pub name: String,
+    /// Folder of the model files (relative paths are resolved against the manifest folder).
+    pub path: PathBuf,
+    /// Lower-case input before WordPiece; default: the tokenizer config's `do_lower_case`.
+    #[serde(default)]
+    pub lower_case: Option<bool>,
+}
+
+/// The parsed manifest: at most one model per [`Role`], each under the role's section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    models: BTreeMap<Role, ModelSpec>,
+}
+
+impl<'de> Deserialize<'de> for Manifest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let sections = BTreeMap::<String, ModelSpec>::deserialize(deserializer)?;
+        let mut models = BTreeMap::new();
+        for (section, spec) in sections {
+            let role = Role::from_section(&section).ok_or_else(|| {
+                let known: Vec<String> = Role::ALL
+                    .iter()
+                    .map(|r| format!("`{}`", r.section()))
+                    .collect();
+                serde::de::Error::custom(format!(
+                    "unknown field `{section}`, expected one of {}",
+                    known.join(", ")
+                ))
+            })?;
+            models.insert(role, spec);
+        }
+        Ok(Manifest { models })
+    }
+}
+
+impl Manifest {
+    /// A manifest with just `spec` for `role`.
+    pub fn one(role: Role, spec: ModelSpec) -> Manifest {
+        Manifest {
+            models: BTreeMap::from([(role, spec)]),
+        }
+    }
+
+    /// The model named for `role`.
+    pub fn get(&self, role: Role) -> Option<&ModelSpec> {
+        self.models.get(&role)
+    }
+
+    /// Name `spec` for `role`, replacing what was there.
+    pub fn set(&mut self, role: Role, spec: ModelSpec) {
+        self.models.insert(role, spec);
+    }
+
+    /// Every model with its role, in manifest order.
+    pub fn iter(&self) -> impl Iterator<Item = (Role, &ModelSpec)> {
+        self.models.iter().map(|(role, spec)| (*role, spec))
+    }
+
+    /// Read `dir/models.toml`, resolving model paths against `dir`.
+    ///
+    /// # Errors
+    /// [`Error::Manifest`] when the file is missing or not valid.
+    pub fn load(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(MANIFEST_FILE);
+        let err = |reason: String| Error::Manifest {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            err(format!(
+                "{e} (run `make setup` to prepare the default models, or pass --models DIR)"
+            ))
+        })?;
+        let mut manifest: Manifest = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        for spec in manifest.models.values_mut() {
+            if spec.path.is_relative() {
+                spec.path = dir.join(&spec.path);
+            }
+        }
+        Ok(manifest)
+    }
+}
+
+/// What [`set_entry`] found in the section before replacing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    /// The previous `name`, if the section had one.
+    pub name: Option<String>,
+    /// The previous `path`, if the section had one.
+    pub path: Option<String>,
+}
+
+/// Set `[section]` of a manifest's text to `name`, `path` and `lower_case` (removed when
+/// `None`, so a setting of the previous model never sticks to the new one), keeping
+/// comments, order and every other section as they are.
+/// Returns the new text and what the section held before (`None` if it did not exist).
+///
+/// # Errors
+/// [`Error::Manifest`] when the text is not valid TOML, `[section]` is not a table, or
+/// the result would not load.
+pub fn set_entry(
+    text: &str,
+    role: Role,
+    name: &str,
+    path: &str,
+    lower_case: Option<bool>,
+) -> Result<(String, Option<Replaced>)> {
+    let err = |reason: String| Error::Manifest {
+        path: MANIFEST_FILE.into(),
+        reason,
+    };
+    let section = role.section();
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| err(format!("{e}")))?;
+    let replaced = match doc.get(section) {
+        None => None,
+        Some(item) => {
+            let table = item
+                .as_table()
+                .ok_or_else(|| err(format!("[{section}] is not a table")))?;
+            let field = |k: &str| table.get(k).and_then(|v| v.as_str()).map(String::from);
+            Some(Replaced {
+                name: field("name"),
+                path: field("path"),
+            })
+        }
+    };
+    if replaced.is_none() {
+        // Comments at the end of the file belong to the document; keep them above the
+        // new section (the default manifest ends with a commented-out example of it).
+        let mut trailing = doc.trailing().as_str().unwrap_or_default().to_string();
+        doc.set_trailing("");
+        if trailing.trim().is_empty() && !text.trim().is_empty() {
+            trailing = "\n".into();
+        }
+        let mut table = toml_edit::Table::new();
+        table.decor_mut().set_prefix(trailing);
+        doc.insert(section, toml_edit::Item::Table(table));
+    }
+    let table = doc[section]
+        .as_table_mut()
+        .ok_or_else(|| err(format!("[{section}] is not a table")))?;
+    set_value(table, "name", name.into());
+    set_value(table, "path", path.into());
+    match lower_case {
+        Some(b) => set_value(table, "lower_case", b.into()),
+        None => {
+            table.remove("lower_case");
+        }
+    }
+    let out = doc.to_string();
+    toml::from_str::<Manifest>(&out)
+        .map_err(|e| err(format!("the edited manifest is invalid: {e}")))?;
+    Ok((out, replaced))
+}
+
+/// Set `key` to `value`, keeping the spacing and comment around an existing value.
+fn set_value(table: &mut toml_edit::Table, key: &str, mut value: toml_edit::Value) {
+    if let Some(old) = table.get(key).and_then(|item| item.as_value()) {
+        *value.decor_mut() = old.decor().clone();
+    }
+    table[key] = toml_edit::Item::Value(value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_against_the_manifest_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            "[encoder]\nname = \"e\"\npath = \"enc\"\n[ner]\nname = \"n\"\npath = \"/abs/ner\"\nlower_case = false\n",
+        )
+        .unwrap();
+        let m = Manifest::load(dir.path()).unwrap();
+        assert_eq!(m.get(Role::Encoder).unwrap().path, dir.path().join("enc"));
+        let ner = m.get(Role::Ner).unwrap();
+        assert_eq!(ner.path, PathBuf::from("/abs/ner"));
+        assert_eq!(ner.lower_case, Some(false));
+        assert!(m.get(Role::Summarizer).is_none());
+    }
+
+    #[test]
+    fn missing_and_malformed_manifests_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("models.toml") && e.contains("make setup"), "{e}");
+        std::fs::write(dir.path().join(MANIFEST_FILE), "[encoder]\nname = 1\n").unwrap();
+        let e = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("invalid type"), "{e}");
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            "[encodr]\nname = \"x\"\npath = \"y\"\n",
+        )
+        .unwrap();
+        let e = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    const DEFAULT: &str = "# Models gist serves.\n\n# The encoder.\n[encoder]\nname = \"all-MiniLM-L6-v2\"\npath = \"all-MiniLM-L6-v2\"\n\n# NER, trained here.\n[ner]\nname = \"conll03-minilm-ner\"\npath = \"conll03-minilm-ner\"\nlower_case = true # from the tokenizer\n\n# Optional summarizer.\n# [summarizer]\n# name = \"distilbart-cnn-6-6\"\n";
+
+    #[test]
+    fn set_entry_replaces_one_section_and_keeps_the_rest() {
+        let (out, replaced) = set_entry(
+            DEFAULT,
+            Role::Ner,
+            "bert-base-NER",
+            "bert-base-NER",
+            Some(false),
+        )
+        .unwrap();
+        assert_eq!(
+            replaced,
+            Some(Replaced {
+                name: Some("conll03-minilm-ner".into()),
+                path: Some("conll03-minilm-ner".into())
+            })
+        );
+        assert_eq!(
+            out,
+            DEFAULT
+                .replace("name = \"conll03-minilm-ner\"", "name = \"bert-base-NER\"")
+                .replace("path = \"conll03-minilm-ner\"", "path = \"bert-base-NER\"")
+                .replace("lower_case = true", "lower_case = false")
+        );
+        // A setting of the previous model does not stick to the next one.
+        let (out, _) = set_entry(&out, Role::Ner, "roberta-ner", "roberta-ner", None).unwrap();
+        assert!(!out.contains("lower_case"), "{out}");
+        assert!(out.contains("# NER, trained here.\n[ner]\n"), "{out}");
+    }
+
+    #[test]
+    fn set_entry_adds_a_missing_section_after_the_comments() {
+        let (out, replaced) = set_entry(DEFAULT, Role::Summarizer, "d", "d", None).unwrap();
+        assert_eq!(replaced, None);
+        assert_eq!(
+            out,
+            format!("{DEFAULT}[summarizer]\nname = \"d\"\npath = \"d\"\n")
+        );
+        let (out, _) = set_entry(
+            "[ner]\nname = \"n\"\npath = \"n\"\n",
+            Role::Encoder,
+            "e",
+            "e",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "[ner]\nname = \"n\"\npath = \"n\"\n\n[encoder]\nname = \"e\"\npath = \"e\"\n"
+        );
+        let (out, _) = set_entry("", Role::Encoder, "e", "e", None).unwrap();
+        assert_eq!(out, "[encoder]\nname = \"e\"\npath = \"e\"\n");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MANIFEST_FILE), out).unwrap();
+        assert_eq!(
+            Manifest::load(dir.path())
+                .unwrap()
+                .get(Role::Encoder)
+                .unwrap()
+                .name,
+            "e"
+        );
+    }
+
+    #[test]
+    fn set_entry_refuses_what_it_cannot_edit() {
+        let e = set_entry("[ner", Role::Ner, "n", "n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("models.toml"), "{e}");
+        let e = set_entry("ner = 1\n", Role::Ner, "n", "n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[ner] is not a table"), "{e}");
+        let e = set_entry(
+            "[ner]\nname = \"x\"\ncolour = 1\n",
+            Role::Ner,
+            "n",
+            "n",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field"), "{e}");
+    }
+}

@@ -1,0 +1,60 @@
+//! The gRPC services, one module per service (validate the request, hand the job to the
+//! worker, convert the answer), and the validation rules they share. Every rejection names
+//! the proto field and the limit. Nothing here blocks or knows about a model runtime.
+
+pub mod analyze;
+pub mod entities;
+pub mod summarize;
+
+pub use analyze::AnalyzerService;
+pub use entities::EntityExtractorService;
+pub use summarize::SummarizerService;
+
+use super::config::Limits;
+use crate::error::{Error, Result};
+
+/// Longest accepted client id, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+pub(crate) fn check_text(field: &'static str, text: &str, limits: &Limits) -> Result<()> {
+    if text.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    // Count no further than needed: the limit check must stay cheap for huge inputs.
+    if text.len() > limits.max_text_chars && text.chars().nth(limits.max_text_chars).is_some() {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "is {} characters long; the limit is {} (--max-text-chars)",
+                text.chars().count(),
+                limits.max_text_chars
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_id(id: &str) -> Result<()> {
+    if id.len() > MAX_ID_BYTES {
+        return Err(Error::invalid(
+            "id",
+            format!("is {} bytes long; the limit is {MAX_ID_BYTES}", id.len()),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn in_range(field: &'static str, value: u32, max: usize, flag: &str) -> Result<usize> {
+    let value = value as usize;
+    if value > max {
+        return Err(Error::invalid(
+            field,
+            format!("is {value}; the limit is {max} ({flag})"),
+        ));
+    }
+    Ok(value)
+}
+
+pub(crate) fn u32_of(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,631 @@
+//! Test support: tiny rust-bert models built by the tests themselves (random weights from
+//! a small config, a small vocabulary written here), a server on port 0, and paths.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use gist::engine::manifest::ModelSpec;
+use gist::engine::Engine;
+use rust_bert::bart::{BartConfig, BartForConditionalGeneration};
+use rust_bert::bert::{BertConfig, BertForSentenceEmbeddings, BertForTokenClassification};
+use serde_json::json;
+use tch::nn::VarStore;
+use tch::Device;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Khan–Li article (a user's example, copied into the repo).
+pub fn khan_li() -> String {
+    std::fs::read_to_string(repo().join("tests/data/khan-li-call.txt"))
+        .expect("tests/data/khan-li-call.txt")
+}
+
+/// The CoNLL-2003 labels in the usual Hugging Face order.
+pub const NER_LABELS: [&str; 9] = [
+    "O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC",
+];
+
+fn bert_vocab() -> Vec<String> {
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for c in "abcdefghijklmnopqrstuvwxyz0123456789".chars() {
+        vocab.push(c.to_string());
+        vocab.push(format!("##{c}"));
+    }
+    for p in ".,;:!?'\"()-“”’".chars() {
+        vocab.push(p.to_string());
+    }
+    for w in [
+        "the", "and", "of", "to", "in", "khan", "li", "china", "pakistan", "prime", "minister",
+        "met", "said",
+    ] {
+        vocab.push(w.to_string());
+    }
+    vocab
+}
+
+fn bert_config(vocab_size: usize, labels: Option<&[&str]>) -> serde_json::Value {
+    let mut config = json!({
+        "model_type": "bert",
+        "architectures": ["BertForTokenClassification"],
+        "hidden_act": "gelu",
+        "attention_probs_dropout_prob": 0.1,
+        "hidden_dropout_prob": 0.1,
+        "hidden_size": 32,
+        "initializer_range": 0.02,
+        "intermediate_size": 64,
+        "max_position_embeddings": 128,
+        "num_attention_heads": 2,
+        "num_hidden_layers": 2,
+        "type_vocab_size": 2,
+        "vocab_size": vocab_size,
+    });
+    if let Some(labels) = labels {
+        let id2label: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), json!(l)))
+            .collect();
+        let label2id: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.to_string(), json!(i)))
+            .collect();
+        config["id2label"] = json!(id2label);
+        config["label2id"] = json!(label2id);
+    }
+    config
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, serde_json::to_string_pretty(value).unwrap()).unwrap();
+}
+
+fn write_bert_tokenizer(dir: &Path) -> usize {
+    let vocab = bert_vocab();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
+    write_json(
+        &dir.join("tokenizer_config.json"),
+        &json!({"do_lower_case": true, "model_max_length": 128}),
+    );
+    vocab.len()
+}
+
+/// A tiny BERT token classifier with random weights. With `forced_label`, the classifier
+/// is set to always predict that label, so tests can know the exact output.
+pub fn tiny_ner(dir: &Path, forced_label: Option<&str>) -> ModelSpec {
+    let vocab_size = write_bert_tokenizer(dir);
+    let config_json = bert_config(vocab_size, Some(&NER_LABELS));
+    write_json(&dir.join("config.json"), &config_json);
+    let config: BertConfig = serde_json::from_value(config_json).unwrap();
+    tch::manual_seed(7);
+    let vs = VarStore::new(Device::Cpu);
+    let _model = BertForTokenClassification::new(vs.root(), &config).unwrap();
+    if let Some(label) = forced_label {
+        let index = NER_LABELS
+            .iter()
+            .position(|l| *l == label)
+            .expect("a CoNLL label");
+        let vars = vs.variables();
+        tch::no_grad(|| {
+            let _ = vars["classifier.weight"].shallow_clone().fill_(0.0);
+            let mut bias = vars["classifier.bias"].shallow_clone();
+            let _ = bias.fill_(0.0);
+            let _ = bias.get(index as i64).fill_(10.0);
+        });
+    }
+    vs.save(dir.join("model.safetensors")).unwrap();
+    ModelSpec {
+        name: "tiny-ner".into(),
+        path: dir.to_path_buf(),
+        lower_case: None,
+    }
+}
+
+/// A tiny sentence-transformers BERT encoder (mean pooling) with random weights.
+pub fn tiny_encoder(dir: &Path) -> ModelSpec {
+    let vocab_size = write_bert_tokenizer(dir);
+    let config_json = bert_config(vocab_size, None);
+    write_json(&dir.join("config.json"), &config_json);
+    write_json(
+        &dir.join("modules.json"),
+        &json!([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+        ]),
+    );
+    write_json(
+        &dir.join("1_Pooling/config.json"),
+        &json!({"word_embedding_dimension": 32, "pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true,
+                "pooling_mode_max_tokens": false, "pooling_mode_mean_sqrt_len_tokens": false}),
+    );
+    write_json(
+        &dir.join("sentence_bert_config.json"),
+        &json!({"max_seq_length": 64, "do_lower_case": false}),
+    );
+    let config: BertConfig = serde_json::from_value(config_json).unwrap();
+    tch::manual_seed(11);
+    let vs = VarStore::new(Device::Cpu);
+    let _model = BertForSentenceEmbeddings::new(vs.root(), &config);
+    vs.save(dir.join("model.safetensors")).unwrap();
+    ModelSpec {
+        name: "tiny-encoder".into(),
+        path: dir.to_path_buf(),
+        lower_case: None,
+    }
+}
+
+/// GPT-2's byte → printable character table, which byte-level BPE vocabularies use.
+fn bytes_to_unicode() -> Vec<char> {
+    let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32)
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
+    let mut cs = bs.clone();
+    let mut n = 0;
+    for b in 0..256u32 {
+        if !bs.contains(&b) {
+            bs.push(b);
+            cs.push(256 + n);
+            n += 1;
+        }
+    }
+    let mut table = vec![' '; 256];
+    for (b, c) in bs.into_iter().zip(cs) {
+        table[b as usize] = char::from_u32(c).unwrap();
+    }
+    table
+}
+
+/// A tiny BART summarizer with random weights and a byte-level vocabulary.
+pub fn tiny_bart(dir: &Path) -> ModelSpec {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut vocab = serde_json::Map::new();
+    for (i, t) in ["<s>", "<pad>", "</s>", "<unk>"].iter().enumerate() {
+        vocab.insert(t.to_string(), json!(i));
+    }
+    for c in bytes_to_unicode() {
+        let id = vocab.len();
+        vocab.insert(c.to_string(), json!(id));
+    }
+    vocab.insert("<mask>".into(), json!(vocab.len()));
+    let vocab_size = vocab.len();
+    write_json(&dir.join("vocab.json"), &json!(vocab));
+    std::fs::write(dir.join("merges.txt"), "#version: 0.2\n").unwrap();
+    let config_json = json!({
+        "model_type": "bart",
+        "activation_function": "gelu",
+        "activation_dropout": 0.0,
+        "attention_dropout": 0.0,
+        "d_model": 16,
+        "decoder_attention_heads": 2,
+        "decoder_ffn_dim": 32,
+        "decoder_layerdrop": 0.0,
+        "decoder_layers": 1,
+        "decoder_start_token_id": 2,
+        "dropout": 0.0,
+        "encoder_attention_heads": 2,
+        "encoder_ffn_dim": 32,
+        "encoder_layerdrop": 0.0,
+        "encoder_layers": 1,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "pad_token_id": 1,
+        "forced_bos_token_id": 0,
+        "forced_eos_token_id": 2,
+        "init_std": 0.02,
+        "is_encoder_decoder": true,
+        "max_position_embeddings": 256,
+        "num_hidden_layers": 1,
+        "scale_embedding": false,
+        "vocab_size": vocab_size,
+    });
+    write_json(&dir.join("config.json"), &config_json);
+    let config: BartConfig = serde_json::from_value(config_json).unwrap();
+    tch::manual_seed(13);
+    let vs = VarStore::new(Device::Cpu);
+    let _model = BartForConditionalGeneration::new(vs.root(), &config);
+    vs.save(dir.join("model.safetensors")).unwrap();
+    ModelSpec {
+        name: "tiny-bart".into(),
+        path: dir.to_path_buf(),
+        lower_case: None,
+    }
+}
+
+/// The grpcurl binary prepared by `make setup`.
+pub fn grpcurl() -> PathBuf {
+    let path = repo().join(".tools/bin/grpcurl");
+    assert!(
+        path.is_file(),
+        "grpcurl is missing at {}: run `make setup`",
+        path.display()
+    );
+    path
+}
+
+/// The default models folder, prepared by `make setup`.
+pub fn default_models() -> PathBuf {
+    let dir = repo().join("models");
+    assert!(
+        dir.join("all-MiniLM-L6-v2/model.safetensors").is_file(),
+        "the default encoder is missing in {}: run `make setup`",
+        dir.display()
+    );
+    dir
+}
+
+/// Engine settings for the CPU.
+pub fn cpu() -> gist::engine::EngineArgs {
+    gist::engine::EngineArgs {
+        device: gist::engine::Device::Cpu,
+        ..Default::default()
+    }
+}
+
+/// Load a rust-bert engine from a manifest.
+pub fn engine(manifest: &gist::engine::manifest::Manifest) -> Box<dyn Engine> {
+    Box::new(gist::engine::rust_bert::load(manifest, &cpu()).unwrap())
+}
+
+/// A gist server on 127.0.0.1:0 with its metrics listener on another ephemeral port,
+/// shut down when dropped.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// Where `GET /metrics` is served.
+    pub metrics_addr: std::net::SocketAddr,
+    shutdown_tx: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Serve `worker` with `limits` on an ephemeral port.
+    pub async fn start(worker: gist::worker::Worker, limits: gist::server::Limits) -> TestServer {
+        Self::start_with(worker, limits, gist::server::ServerArgs::default()).await
+    }
+
+    /// Serve the real default models (./models, prepared by `make setup`) once loaded.
+    pub async fn with_default_models() -> TestServer {
+        let model_args = gist::engine::EngineArgs {
+            models: default_models(),
+            ..cpu()
+        };
+        let worker = gist::worker::Worker::spawn(
+            move || gist::engine::load(&model_args),
+            gist::worker::WorkerArgs::default(),
+            gist::metrics::Metrics::new(&gist::tasks::Task::names()),
+        );
+        worker.ready().await.unwrap();
+        Self::start(worker, gist::server::Limits::default()).await
+    }
+
+    /// Serve `worker` with `limits` and transport settings `args`.
+    pub async fn start_with(
+        worker: gist::worker::Worker,
+        limits: gist::server::Limits,
+        args: gist::server::ServerArgs,
+    ) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_addr = metrics_listener.local_addr().unwrap();
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let metrics = worker.metrics();
+        let state = gist::server::AppState::new(worker, limits, &args);
+        tokio::spawn(gist::metrics::serve(
+            metrics_listener,
+            metrics,
+            std::future::pending(),
+        ));
+        let task = tokio::spawn(async move {
+            gist::server::serve(listener, state, args, async {
+                let _ = shutdown_rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer {
+            addr,
+            metrics_addr,
+            shutdown_tx: Some(shutdown_tx),
+            task: Some(task),
+        }
+    }
+
+    /// The metrics page, as a scraper sees it.
+    pub async fn metrics(&self) -> String {
+        http_get(self.metrics_addr, "/metrics").await
+    }
+
+    /// A client channel to the server (the listener is bound, so no waiting is needed).
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// Stop the server and wait for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown_tx.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown_tx.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET; the body of the answer (panics unless it is 200).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nhost: gist\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// The value of a metric line `name{labels} value` in a Prometheus text page (0 when absent).
+pub fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Rewrite the tensors of a safetensors file: `rename` gives each name its new name, or
+/// `None` to leave the tensor out. Builds the variants other tools write.
+pub fn rewrite_tensors(path: &Path, rename: impl Fn(&str) -> Option<String>) {
+    let tensors: Vec<(String, tch::Tensor)> = tch::Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .filter_map(|(name, t)| rename(&name).map(|n| (n, t)))
+        .collect();
+    tch::Tensor::write_safetensors(&tensors, path).unwrap();
+}
+
+/// The tensor names of a safetensors file, sorted.
+pub fn tensor_names(path: &Path) -> Vec<String> {
+    let mut names: Vec<String> = tch::Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Replace a BERT folder's `vocab.txt` and `tokenizer_config.json` by the `tokenizer.json`
+/// the `tokenizers` library writes for the same WordPiece vocabulary (lower-casing).
+pub fn tokenizer_json_only(dir: &Path) {
+    let vocab = std::fs::read_to_string(dir.join("vocab.txt")).unwrap();
+    let map: serde_json::Map<String, serde_json::Value> = vocab
+        .lines()
+        .enumerate()
+        .map(|(i, t)| (t.to_string(), json!(i)))
+        .collect();
+    let added: Vec<serde_json::Value> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"id": i, "content": t, "special": true}))
+        .collect();
+    write_json(
+        &dir.join("tokenizer.json"),
+        &json!({
+            "version": "1.0",
+            "added_tokens": added,
+            "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+                           "strip_accents": null, "lowercase": true},
+            "pre_tokenizer": {"type": "BertPreTokenizer"},
+            "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                      "max_input_chars_per_word": 100, "vocab": map}
+        }),
+    );
+    std::fs::remove_file(dir.join("vocab.txt")).unwrap();
+    std::fs::remove_file(dir.join("tokenizer_config.json")).unwrap();
+}
+
+/// Run the real `gist` binary with `args`, extra environment `env` and `stdin`, with no
+/// Hugging Face or gist settings inherited from the caller.
+pub fn gist(args: &[&str], env: &[(&str, &str)], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gist"));
+    for var in [
+        "HF_TOKEN",
+        "HF_ENDPOINT",
+        "HF_HOME",
+        "GIST_MODELS",
+        "GIST_ENGINE",
+        "RUST_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    let mut child = command
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The stdout and stderr of a run, for assertion messages.
+pub fn outputs(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The health of `gist.v1.Summarizer` as a load balancer's probe sees it.
+pub async fn summarizer_health(
+    channel: tonic::transport::Channel,
+) -> tonic_health::pb::health_check_response::ServingStatus {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let status = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "gist.v1.Summarizer".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    ServingStatus::try_from(status).unwrap()
+}
+
+/// The real `gist serve` binary as a child process on 127.0.0.1:0 (killed when dropped).
+pub struct ServerProcess {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    child: tokio::process::Child,
+}
+
+impl ServerProcess {
+    /// Start `gist serve` with `args` (plus the listen address and JSON logs) and wait
+    /// until gist.v1.Summarizer is SERVING.
+    pub async fn start(args: &[&str]) -> ServerProcess {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gist"))
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .env_remove("GIST_MODELS")
+            .env_remove("GIST_ENGINE")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("gist serve exited before listening");
+            let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let fields = &json["fields"];
+            if fields["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("listening")
+            {
+                break fields["address"].as_str().unwrap().to_string();
+            }
+        };
+        // Keep reading so the server never blocks on a full stderr pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let url = format!("http://{addr}");
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        health_becomes(
+            channel,
+            "gist.v1.Summarizer",
+            tonic_health::pb::health_check_response::ServingStatus::Serving,
+        )
+        .await;
+        ServerProcess { url, child }
+    }
+
+    /// SIGKILL: the process dies at once, mid-request, as in a crash.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+/// Wait until the health of `service` is `status`, as a load balancer's watch sees it
+/// (`grpc.health.v1.Health/Watch`: the server pushes each change; no polling).
+pub async fn health_becomes(
+    channel: tonic::transport::Channel,
+    service: &str,
+    status: tonic_health::pb::health_check_response::ServingStatus,
+) {
+    let mut updates = tonic_health::pb::health_client::HealthClient::new(channel)
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let watched = async {
+        while let Some(update) = updates.message().await.unwrap() {
+            if update.status == status as i32 {
+                return;
+            }
+        }
+        panic!("the health watch of {service} ended before it was {status:?}");
+    };
+    tokio::time::timeout(HANG_GUARD, watched)
+        .await
+        .unwrap_or_else(|_| panic!("{service} never became {status:?}"));
+}
+
+/// How long a wait for an event may take before a test fails instead of hanging. A guard,
+/// not a speed assertion: the events come in milliseconds.
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Wait until `condition` holds, checking again each time the runtime has run other work
+/// (no sleep, no timing); fails after [`HANG_GUARD`].
+pub async fn until(mut condition: impl FnMut() -> bool) {
+    let guard = std::time::Instant::now() + HANG_GUARD;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < guard,
+            "the condition never held"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// [`until`] for a condition that has to ask over the network (a metrics page).
+pub async fn until_async<F, Fut>(mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let guard = std::time::Instant::now() + HANG_GUARD;
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < guard,
+            "the condition never held"
+        );
+        tokio::task::yield_now().await;
+    }
+}
