@@ -58,6 +58,24 @@ pub trait StreamAnswer: Sized {
     fn into_parts(self) -> (String, Result<Self::Result, ItemError>);
 }
 
+/// One request of a stream RPC: every item carries the client's own id.
+pub trait StreamRequest {
+    /// The client's id of this item.
+    fn id(&self) -> &str;
+}
+
+macro_rules! stream_request {
+    ($($request:ident),*) => {$(
+        impl StreamRequest for $request {
+            fn id(&self) -> &str {
+                &self.id
+            }
+        }
+    )*};
+}
+
+stream_request!(SummarizeRequest, ExtractEntitiesRequest, AnalyzeRequest);
+
 macro_rules! stream_answer {
     ($answer:ident, $module:ident, $result:ident) => {
         impl StreamAnswer for $answer {

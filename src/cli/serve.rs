@@ -12,7 +12,7 @@ use crate::tasks::Task;
 use crate::worker::{Worker, WorkerArgs};
 
 /// The model thread for `engine`, reporting to `metrics`.
-pub fn spawn_worker(
+pub(crate) fn spawn_worker(
     engine: EngineArgs,
     args: WorkerArgs,
     metrics: std::sync::Arc<Metrics>,
@@ -21,7 +21,7 @@ pub fn spawn_worker(
 }
 
 /// A fresh registry with every task's queue.
-pub fn new_metrics() -> std::sync::Arc<Metrics> {
+pub(crate) fn new_metrics() -> std::sync::Arc<Metrics> {
     Metrics::new(&Task::names())
 }
 

@@ -14,12 +14,12 @@
 //!
 //! A new backend is one folder with the per-role traits and one arm in [`load`].
 
-pub mod embedding;
+pub(crate) mod embedding;
 pub mod fake;
 pub mod manifest;
 pub mod models;
 pub mod rust_bert;
-pub mod tagging;
+pub(crate) mod tagging;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -6,16 +6,8 @@
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-use crate::pb;
-use crate::tasks::Task;
+use super::rpc::SERVICES;
 use crate::worker::WorkerState;
-
-/// Each gist service and the task it runs: the one table health follows.
-pub const SERVICES: [(&str, Task); 3] = [
-    (pb::summarizer_server::SERVICE_NAME, Task::Summarize),
-    (pb::entity_extractor_server::SERVICE_NAME, Task::Entities),
-    (pb::analyzer_server::SERVICE_NAME, Task::Analyze),
-];
 
 /// Every service, and the server as a whole, NOT_SERVING.
 pub(crate) async fn not_serving(reporter: &HealthReporter) {

@@ -12,12 +12,12 @@
 //! - [`security`]: TLS, mTLS and bearer tokens.
 
 pub mod config;
-pub mod context;
+pub(crate) mod context;
 pub mod health;
 pub mod rpc;
 pub mod security;
 pub mod state;
-pub mod stream;
+pub(crate) mod stream;
 
 use std::future::Future;
 use std::time::Duration;

@@ -26,7 +26,7 @@ use super::context::{request_id, stream_deadline};
 use super::state::AppState;
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::pb::{self, StreamAnswer};
+use crate::pb::{self, StreamAnswer, StreamRequest};
 use crate::worker::Done;
 
 /// The answers of a stream, as tonic sends them.
@@ -34,24 +34,6 @@ pub type Answers<T> = ReceiverStream<Result<T, Status>>;
 
 /// Answers computed but not yet taken by the transport; part of the in-flight bound.
 const SEND_BUFFER: usize = 2;
-
-/// A stream request: every item carries the client's own id.
-pub(crate) trait Item {
-    /// The client's id of this item.
-    fn id(&self) -> &str;
-}
-
-macro_rules! item {
-    ($($request:ident),*) => {$(
-        impl Item for pb::$request {
-            fn id(&self) -> &str {
-                &self.id
-            }
-        }
-    )*};
-}
-
-item!(SummarizeRequest, ExtractEntitiesRequest, AnalyzeRequest);
 
 /// The unary path of a stream's task: validate, queue, convert (with the stream's
 /// deadline, if any); the result carries the input token count for metrics.
@@ -85,7 +67,7 @@ pub(crate) fn open<Req, Out, Fut>(
     request: Request<Streaming<Req>>,
 ) -> Answers<Out>
 where
-    Req: Item + Send + 'static,
+    Req: StreamRequest + Send + 'static,
     Out: StreamAnswer + Send + 'static,
     Out::Result: Send + 'static,
     Fut: Future<Output = Result<Done<(Out::Result, usize)>, Error>> + Send + 'static,
@@ -111,7 +93,7 @@ async fn serve_items<Req, Out, Fut>(
     bound: usize,
     tx: mpsc::Sender<Result<Out, Status>>,
 ) where
-    Req: Item + Send + 'static,
+    Req: StreamRequest + Send + 'static,
     Out: StreamAnswer + Send + 'static,
     Out::Result: Send + 'static,
     Fut: Future<Output = Result<Done<(Out::Result, usize)>, Error>> + Send + 'static,

@@ -5,7 +5,8 @@
 //! per task.
 //!
 //! A new task: a module here, a variant in [`Task`], [`Job`] and [`Output`] (and its arm
-//! in [`run`] and the `impl_task!` line), its service in `server::rpc`.
+//! in [`run`] and the `impl_task!` line), its service in `server::rpc` (see the README,
+//! "Architecture", for the whole list of 7 files).
 
 pub mod analyze;
 pub mod entities;

@@ -2,10 +2,9 @@
 //! and the deterministic fake engine (timing is controlled by test engines below).
 
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex};
 
 use crate::common::TestServer;
-use gist::engine::fake::FakeEngine;
+use gist::engine::fake::{FakeEngine, Gate};
 use gist::engine::{Embedding, Engine, EngineInfo, Generated, Generation, Role, Tagged};
 use gist::metrics::Metrics;
 use gist::pb;
@@ -406,43 +405,10 @@ async fn a_failed_load_is_reported_not_hung() {
     );
 }
 
-/// An engine whose `embed` blocks until the test releases it, announcing when it starts.
-struct Gated {
-    inner: FakeEngine,
-    started_tx: std_mpsc::Sender<()>,
-    release_rx: Arc<Mutex<std_mpsc::Receiver<()>>>,
-}
-
-impl Engine for Gated {
-    fn info(&self) -> &EngineInfo {
-        self.inner.info()
-    }
-    fn embed(&mut self, s: &[&str]) -> gist::Result<Vec<Embedding>> {
-        let _ = self.started_tx.send(());
-        self.release_rx.lock().unwrap().recv().unwrap();
-        self.inner.embed(s)
-    }
-    fn tag(&mut self, t: &[&str]) -> gist::Result<Vec<Tagged>> {
-        self.inner.tag(t)
-    }
-    fn generate(&mut self, t: &[&str], o: &Generation) -> gist::Result<Vec<Generated>> {
-        self.inner.generate(t, o)
-    }
-    fn count_tokens(&mut self, m: Role, t: &[&str]) -> gist::Result<Vec<usize>> {
-        self.inner.count_tokens(m, t)
-    }
-}
-
 #[tokio::test]
 async fn a_full_queue_answers_resource_exhausted_with_a_retry_hint() {
-    let (started_tx, started_rx) = std_mpsc::channel();
-    let (release_tx, release_rx) = std_mpsc::channel();
-    let engine = Gated {
-        inner: FakeEngine::encoder_only(),
-        started_tx,
-        release_rx: Arc::new(Mutex::new(release_rx)),
-    };
-    let worker = worker_with(engine, 1);
+    let gate = Gate::shut();
+    let worker = worker_with(FakeEngine::encoder_only().gated(&gate), 1);
     worker.ready().await.unwrap();
     let server = TestServer::start(worker.clone(), Limits::default()).await;
     let channel = server.channel().await;
@@ -452,9 +418,7 @@ async fn a_full_queue_answers_resource_exhausted_with_a_retry_hint() {
     let mut c1 = SummarizerClient::new(channel.clone());
     let r1 = request.clone();
     let first = tokio::spawn(async move { c1.summarize(r1).await });
-    tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
-        .await
-        .unwrap();
+    gate.arrived(1).await;
     // Second: waits in the queue (capacity 1). Third: refused at once.
     let mut c2 = SummarizerClient::new(channel.clone());
     let r2 = request.clone();
@@ -477,8 +441,7 @@ async fn a_full_queue_answers_resource_exhausted_with_a_retry_hint() {
     );
 
     // Both accepted requests are answered once the model moves on.
-    release_tx.send(()).unwrap();
-    release_tx.send(()).unwrap();
+    gate.open();
     assert!(first.await.unwrap().is_ok());
     assert!(second.await.unwrap().is_ok());
 }

@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-pub use input::{done_ids, id_key, Item, Line, Parser, Rejected};
-pub use ledger::{Counts, RetryPolicy};
+use input::{Line, Parser};
+pub use ledger::Counts;
+use ledger::RetryPolicy;
 
 use super::ModeArg;
 use lanes::{LaneEnd, LaneSettings, Rpc};

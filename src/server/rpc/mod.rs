@@ -12,6 +12,15 @@ pub use summarize::SummarizerService;
 
 use super::config::Limits;
 use crate::error::{Error, Result};
+use crate::pb;
+use crate::tasks::Task;
+
+/// Each gist service and the task it runs: the one table health follows.
+pub(crate) const SERVICES: [(&str, Task); 3] = [
+    (pb::summarizer_server::SERVICE_NAME, Task::Summarize),
+    (pb::entity_extractor_server::SERVICE_NAME, Task::Entities),
+    (pb::analyzer_server::SERVICE_NAME, Task::Analyze),
+];
 
 /// Longest accepted client id, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
