@@ -337,10 +337,11 @@ def section_targets(r, parts, t):
         ratios.append(("key points", kp["ratio"], t["keypoints"]))
     srv = parts.get("server")
     if srv:
-        share = srv["overhead"]["share"]
+        share, fake_share = srv["overhead"]["share"], srv["overhead"]["fake_share"]
+        # None when no request finished in the window (a quick run on a loaded machine).
+        pct = lambda x, digits: "–" if x is None else f"{fmt(100 * x, digits)}%"
         rows.append(["server overhead, default NER, one client", f"< {100 * t['overhead']:.0f}% "
-                     "of model time", f"{fmt(100 * share, 1)}% (fake engine: "
-                     f"{fmt(100 * srv['overhead']['fake_share'], 2)}%)",
+                     "of model time", f"{pct(share, 1)} (fake engine: {pct(fake_share, 2)})",
                      verdict(share, t["overhead"], higher_is_better=False)])
     soak = parts.get("soak")
     if soak:
