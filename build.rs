@@ -1,6 +1,6 @@
 //! Build script: generates the gRPC code (tonic + prost) with a descriptor set for server
-//! reflection, and gives our binaries and tests an rpath to libtorch so that they run with
-//! no `LD_LIBRARY_PATH`.
+//! reflection, and (with the `libtorch` feature) gives our binaries and tests an rpath to
+//! libtorch so that they run with no `LD_LIBRARY_PATH`.
 
 use std::{env, path::PathBuf};
 
@@ -26,6 +26,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.compile_protos(&["proto/gist/v1/gist.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
 
+    // Only the `libtorch` feature links libtorch.
+    if env::var_os("CARGO_FEATURE_LIBTORCH").is_none() {
+        return Ok(());
+    }
     // LIBTORCH is set by .cargo/config.toml to the folder scripts/setup.sh prepares.
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let libtorch = env::var("LIBTORCH").map_err(|_| {

@@ -18,6 +18,7 @@ pub(crate) mod embedding;
 pub mod fake;
 pub mod manifest;
 pub mod models;
+#[cfg(feature = "libtorch")]
 pub mod rust_bert;
 pub(crate) mod tagging;
 
@@ -231,9 +232,14 @@ impl Default for EngineArgs {
 pub fn load(args: &EngineArgs) -> Result<Box<dyn Engine>> {
     match args.backend {
         Backend::Fake => Ok(Box::new(fake::FakeEngine::from_args(args))),
+        #[cfg(feature = "libtorch")]
         Backend::RustBert => {
             let manifest = manifest::Manifest::load(&args.models)?;
             Ok(Box::new(rust_bert::load(&manifest, args)?))
         }
+        #[cfg(not(feature = "libtorch"))]
+        Backend::RustBert => Err(Error::FailedPrecondition(
+            "this gist was built without libtorch (cargo feature `libtorch`): rebuild with `--features libtorch` to run models on rust-bert".into(),
+        )),
     }
 }

@@ -12,8 +12,7 @@ use serde_json::Value;
 use super::arch::{self, TokenizerKind, TokenizerSource};
 use super::weights::{self, Changes, Source};
 use super::{io_error, read_json, tokenizer, Error, Result, Role};
-use crate::engine::manifest::{self, Manifest, ModelSpec, Replaced};
-use crate::engine::{Engine, Generation};
+use crate::engine::manifest::{self, ModelSpec, Replaced};
 
 /// Files copied from the snapshot when present (weights are written separately).
 const COPIED: &[&str] = &[
@@ -36,6 +35,7 @@ const COPIED: &[&str] = &[
 ];
 
 /// The text the imported model is tried on.
+#[cfg(feature = "libtorch")]
 const SAMPLE: &str = "Imran Khan met Li Keqiang in Islamabad on Thursday.";
 
 /// What to import, and where.
@@ -332,10 +332,13 @@ fn settle_lower_case(
 }
 
 /// Load the prepared folder with gist's engine on the CPU and run it on a sample.
+#[cfg(feature = "libtorch")]
 fn verify(
     task: Role,
     spec: ModelSpec,
 ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use crate::engine::manifest::Manifest;
+    use crate::engine::{Engine, Generation};
     let manifest = Manifest::one(task, spec);
     let args = crate::engine::EngineArgs {
         device: crate::engine::Device::Cpu,
@@ -375,6 +378,14 @@ fn verify(
         Ok(result) => Ok(result?),
         Err(panic) => Err(crate::error::panic_message(&panic).into()),
     }
+}
+
+#[cfg(not(feature = "libtorch"))]
+fn verify(
+    _: Role,
+    _: ModelSpec,
+) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    Err(super::NO_LIBTORCH.into())
 }
 
 /// Move the prepared folder to `target`, replacing what is there (only reached with

@@ -23,6 +23,9 @@ use std::path::PathBuf;
 
 pub use crate::role::Role;
 
+/// Why an import for the rust-bert runtime stops in a build without it.
+pub const NO_LIBTORCH: &str = "this gist was built without libtorch (cargo feature `libtorch`), which preparing a model for the rust-bert runtime needs: rebuild with `--features libtorch`";
+
 /// Why an import or a pull failed. Each message names the file, field or repository.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -19,9 +19,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+#[cfg(feature = "libtorch")]
 use tch::{Kind, Tensor};
 
 use super::arch::Arch;
+#[cfg(not(feature = "libtorch"))]
+use super::NO_LIBTORCH;
 use super::{io_error, read_json, Error, Result};
 
 /// The weight files an import reads, in order of preference: safetensors, then
@@ -245,6 +248,7 @@ pub fn normalize<T>(
 }
 
 /// Read every tensor of `source`.
+#[cfg(feature = "libtorch")]
 fn read(source: &Source) -> Result<Vec<(String, Tensor)>> {
     let mut all = Vec::new();
     match source {
@@ -279,6 +283,7 @@ fn read(source: &Source) -> Result<Vec<(String, Tensor)>> {
 pub const CONVERT: &str = "python3 -c \"import torch; from safetensors.torch import save_file; \
 save_file({k: v.clone().contiguous() for k, v in torch.load('pytorch_model.bin', map_location='cpu').items()}, 'model.safetensors')\"";
 
+#[cfg(feature = "libtorch")]
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().to_string()
 }
@@ -309,6 +314,13 @@ pub fn prepare(arch: Arch, config: &Value, source: &Source, out_dir: &Path) -> R
         }
         _ => {}
     }
+    rewrite(arch, config, source, &out)
+}
+
+/// Read every tensor, rename, add what is missing, and write one safetensors file: this
+/// needs libtorch (it reads PyTorch `.bin` files too).
+#[cfg(feature = "libtorch")]
+fn rewrite(arch: Arch, config: &Value, source: &Source, out: &Path) -> Result<Changes> {
     let tensors = read(source)?;
     let (mut tensors, mut changes) = normalize(arch, config, tensors, Tensor::shallow_clone);
     let names: Vec<(String, ())> = tensors.keys().map(|k| (k.clone(), ())).collect();
@@ -323,11 +335,20 @@ pub fn prepare(arch: Arch, config: &Value, source: &Source, out_dir: &Path) -> R
         .into_iter()
         .map(|(name, t)| (name, t.contiguous()))
         .collect();
-    Tensor::write_safetensors(&tensors, &out).map_err(|e| Error::Invalid {
-        path: out.clone(),
+    Tensor::write_safetensors(&tensors, out).map_err(|e| Error::Invalid {
+        path: out.to_path_buf(),
         reason: format!("cannot write: {}", first_line(&e.to_string())),
     })?;
     Ok(changes)
+}
+
+#[cfg(not(feature = "libtorch"))]
+fn rewrite(_: Arch, _: &Value, source: &Source, out: &Path) -> Result<Changes> {
+    let _ = source;
+    Err(Error::Invalid {
+        path: out.to_path_buf(),
+        reason: NO_LIBTORCH.into(),
+    })
 }
 
 /// Pegasus keeps `final_logits_bias` as a variable; a file without it gets zeros (the
@@ -536,6 +557,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "libtorch")]
     fn sharded_safetensors_are_merged_with_renames() {
         let dir = tempfile::tempdir().unwrap();
         let t = |v: f32| Tensor::from_slice(&[v, v + 1.0]);
@@ -624,6 +646,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "libtorch")]
     fn a_file_that_needs_nothing_is_copied_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("model.safetensors");
