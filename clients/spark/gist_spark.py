@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -148,6 +149,10 @@ def main(argv: list[str]) -> int:
     builder = SparkSession.builder.appName("gist")
     if args.master:
         builder = builder.master(args.master)
+        if args.master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+            # Local workers run this interpreter (the venv with the client's packages),
+            # not whatever python3 comes first on PATH.
+            os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = builder.getOrCreate()
     try:
         articles = read_articles(spark, args)
