@@ -17,6 +17,7 @@ serve: setup
 # (one build, not two), and the model tests run at release speed.
 test: setup
 	scripts/layers.sh
+	bash scripts/deploy-venv.sh
 	$(CARGO) test --release --locked
 
 setup:

@@ -56,6 +56,9 @@ from ._proto.gist_pb2 import (
 
 __all__ = [
     "GistClient",
+    "GistPool",
+    "Outcome",
+    "CallError",
     "GistError",
     "status_name",
     "gist_pb2",
@@ -81,6 +84,8 @@ __all__ = [
     "Mention",
     "ItemError",
 ]
+
+from .pool import CallError, GistPool, Outcome  # noqa: E402 (needs the stubs above)
 
 _Response = TypeVar("_Response")
 
@@ -117,7 +122,9 @@ class GistError(Exception):
 class GistClient:
     """A connection to a gist server, with one method per RPC.
 
-    `target` is `host:port`. The connection is plaintext unless `root_certificates` (PEM
+    `target` is `host:port`, or `dns:///name:port` to spread calls over every address of
+    the name (gRPC's round_robin policy; see `GistPool` for many items, with retries and
+    periodic re-resolution). The connection is plaintext unless `root_certificates` (PEM
     bytes of the CA that signed the server's certificate) is given or `tls` is true (the
     system's roots). With `token`, every call carries `authorization: Bearer <token>`.
     `timeout` (seconds, None for none) is the deadline of each unary call; `stream_timeout`
@@ -136,11 +143,14 @@ class GistClient:
         timeout: float | None = 60.0,
         stream_timeout: float | None = None,
     ) -> None:
+        # With several addresses behind a dns:/// name, call each in turn rather than
+        # pinning every call to the first (gRPC's default, pick_first).
+        options = [("grpc.lb_policy_name", "round_robin")] if target.startswith("dns:") else []
         if root_certificates is not None or tls:
             credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
-            self._channel = grpc.secure_channel(target, credentials)
+            self._channel = grpc.secure_channel(target, credentials, options=options)
         else:
-            self._channel = grpc.insecure_channel(target)
+            self._channel = grpc.insecure_channel(target, options=options)
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token is not None else ()
         )

@@ -155,6 +155,26 @@ pub struct LaneSettings {
     pub token: Option<String>,
     /// TLS settings for `https://` endpoints.
     pub tls: ClientTlsConfig,
+    /// Set to true when the lane's address left its `dns:///` name: it takes no new
+    /// items, finishes those it has, and ends ([`super::resolve`]).
+    pub retire: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl LaneSettings {
+    fn retired(&self) -> bool {
+        self.retire.as_ref().is_some_and(|r| *r.borrow())
+    }
+}
+
+/// Resolves once the lane is retired (never for lanes that cannot be).
+async fn retired(retire: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    if let Some(rx) = retire {
+        if rx.wait_for(|r| *r).await.is_ok() {
+            return;
+        }
+    }
+    // No retirement to wait for (or its sender is gone with the work done).
+    std::future::pending().await
 }
 
 /// Why a lane stopped.
@@ -192,6 +212,10 @@ pub async fn remote<R: Rpc>(
             }
             Err(Broken::Transient(why)) => why,
         };
+        if settings.retired() {
+            // Its items are back in the queue; the address left the name.
+            return Ok(LaneEnd::Finished);
+        }
         if progressed {
             failures = 0;
             down_since = None;
@@ -284,6 +308,7 @@ async fn stream<R: Rpc>(
     let mut changed = ledger.watch();
     let mut progressed = false;
     let mut last_answer = Instant::now();
+    let mut retire = settings.retire.clone();
     let broke = loop {
         let idle_deadline = last_answer + settings.idle_timeout;
         tokio::select! {
@@ -305,6 +330,9 @@ async fn stream<R: Rpc>(
                     None => tx = None,
                 }
             }
+            // Retired: take nothing more, close our side, and let the server answer (and
+            // then end the stream after) what it has.
+            _ = retired(&mut retire), if tx.is_some() => tx = None,
             answer = answers.message() => match answer {
                 Ok(Some(out)) => {
                     last_answer = Instant::now();

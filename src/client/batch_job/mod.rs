@@ -11,6 +11,7 @@
 mod input;
 mod lanes;
 mod ledger;
+mod resolve;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -52,7 +53,9 @@ pub struct BatchJobArgs {
     #[arg(long, default_value = "text")]
     pub text_field: String,
     /// gist server to send work to; repeat for several replicas (items go to whichever has
-    /// room, and move to the others when one fails).
+    /// room, and move to the others when one fails). `dns:///NAME:PORT` uses every
+    /// address of NAME as a replica (a Kubernetes headless Service), resolved again every
+    /// --resolve-every-secs.
     #[arg(
         long = "endpoint",
         value_name = "URL",
@@ -96,6 +99,10 @@ pub struct BatchJobArgs {
     /// go to the errors file.
     #[arg(long, default_value_t = 60)]
     pub give_up_secs: u64,
+    /// How often `dns:///` endpoints are resolved again, in seconds (replicas that appear
+    /// get work; those that disappear finish theirs).
+    #[arg(long, default_value_t = 30)]
+    pub resolve_every_secs: u64,
     /// Plain progress lines this often when stderr is not a terminal (0: none).
     #[arg(long, default_value_t = 10)]
     pub log_every_secs: u64,
@@ -165,6 +172,9 @@ impl Report {
 /// are counted in the report.
 pub async fn run(args: BatchJobArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
+    for endpoint in &args.endpoints {
+        resolve::dns_target(endpoint).map_err(anyhow::Error::msg)?;
+    }
     let resumable = args.output != Path::new("-");
     let done = if resumable {
         input::done_ids(&args.output)?
@@ -265,8 +275,20 @@ async fn lanes<R: Rpc>(
         ),
         token: args.token.clone(),
         tls,
+        retire: None,
     };
     for endpoint in &args.endpoints {
+        if let Some((host, port)) = resolve::dns_target(endpoint).map_err(anyhow::Error::msg)? {
+            tasks.spawn(resolve::lanes::<R>(
+                host,
+                port,
+                Duration::from_secs(args.resolve_every_secs.max(1)),
+                ledger.clone(),
+                options.clone(),
+                settings.clone(),
+            ));
+            continue;
+        }
         let endpoint = if endpoint.contains("://") {
             endpoint.clone()
         } else {
