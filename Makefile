@@ -7,18 +7,23 @@
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:50051
 
-.PHONY: serve test setup build lint bench bench-quick
+# The libtorch-free build (README, "Runtimes"): ONNX Runtime only, what the image ships.
+ONNX_ONLY = --no-default-features --features onnx
+
+.PHONY: serve test setup build build-onnx lint bench bench-quick
 
 serve: setup
 	$(CARGO) build --release --locked
 	./target/release/gist serve --listen $(LISTEN) --models models
 
 # The tests build with the release profile: the dependencies `make serve` built are reused
-# (one build, not two), and the model tests run at release speed.
+# (one build, not two), and the model tests run at release speed. Both builds are tested:
+# the default one (ONNX Runtime and libtorch) and the ONNX-only one.
 test: setup
 	scripts/layers.sh
 	bash scripts/deploy-venv.sh
 	$(CARGO) test --release --locked
+	$(CARGO) test --release --locked $(ONNX_ONLY)
 
 setup:
 	@bash scripts/setup.sh
@@ -26,9 +31,13 @@ setup:
 build: setup
 	$(CARGO) build --release --locked
 
+build-onnx: setup
+	$(CARGO) build --release --locked $(ONNX_ONLY)
+
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+	$(CARGO) clippy --all-targets --locked $(ONNX_ONLY) -- -D warnings
 
 bench:
 	bench/run.sh

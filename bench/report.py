@@ -109,6 +109,54 @@ def section_ner(r, ner):
     return "\n".join(out)
 
 
+def section_onnx(r, onnx):
+    out = ["## 1b. ONNX Runtime: gist's ONNX engine vs Python ORT vs `transformers`", "",
+           "The default models exported to ONNX by `scripts/onnx/export.py` (fp32, and int8 by "
+           "ONNX Runtime's dynamic quantization with the sensitive MatMuls left in fp32). "
+           "**gist-ORT**: gist's ONNX engine behind its model thread (`examples/bench_ner.rs "
+           "--engine onnx`, `examples/bench_keypoints.rs --engine onnx`); **Python-ORT**: "
+           "`onnxruntime.InferenceSession` on the same model.onnx with HF `tokenizers`, 512-token "
+           "windows with a stride, batches of 8, written the way a user would "
+           "(`bench/peers/ort_peer.py`); **transformers**: the token-classification pipeline "
+           "with a stride (`ner_peer.py`) and the key-point pipeline in torch "
+           "(`keypoints_peer.py`); **rust-bert**: gist's libtorch engine. Same intra-op "
+           f"threads everywhere; {onnx['words']}-word article; docs/s over the measured span. "
+           "The contention row runs with a second process spinning on the last core.", ""]
+    body = []
+    for x in onnx["ner"]:
+        d = lambda k: x[k]["docs_per_span_second"]
+        body.append([("**contended** " if x["contention"] else "") + str(x["concurrency"]),
+                     fmt(d("gist_fp32")), fmt(d("ort_fp32")), fmt(d("gist_int8")),
+                     fmt(d("ort_int8")), fmt(d("rust_bert")), fmt(d("transformers")),
+                     f"**{times(ratio_(d('gist_fp32'), d('ort_fp32')))}**",
+                     f"**{times(ratio_(d('gist_int8'), d('ort_int8')))}**",
+                     times(ratio_(d("gist_int8"), d("transformers"))),
+                     times(ratio_(d("gist_fp32"), d("rust_bert")))])
+    out.append(table(["callers", "gist-ORT fp32", "Python-ORT fp32", "gist-ORT int8",
+                      "Python-ORT int8", "gist rust-bert", "transformers",
+                      "gist / Py-ORT fp32", "gist / Py-ORT int8", "gist int8 / transformers",
+                      "gist ORT fp32 / rust-bert"], body))
+    kp = onnx["keypoints"]
+    a = lambda k: kp[k]["articles_per_second"]
+    out += ["", "Key points (articles/s, one after another):", "",
+            table(["gist-ORT fp32", "Python-ORT fp32", "gist-ORT int8", "Python-ORT int8",
+                   "gist rust-bert", "transformers", "gist / Py-ORT fp32", "gist / Py-ORT int8"],
+                  [[fmt(a("gist_fp32")), fmt(a("ort_fp32")), fmt(a("gist_int8")),
+                    fmt(a("ort_int8")), fmt(a("rust_bert")), fmt(a("transformers")),
+                    f"**{times(ratio_(a('gist_fp32'), a('ort_fp32')))}**",
+                    f"**{times(ratio_(a('gist_int8'), a('ort_int8')))}**"]])]
+    sv, sz = onnx["serve"], onnx["sizes"]
+    out += ["", f"`gist serve --engine onnx` with the default models, 4 mixed clients: peak RSS "
+            f"{fmt(sv['fp32']['peak_rss_mb'], 0)} MB at fp32, {fmt(sv['int8']['peak_rss_mb'], 0)} "
+            f"MB at int8. Sizes: this `gist` binary {fmt(sz['gist_binary_mb'], 1)} MB (built "
+            f"with both runtimes), `{sz['libonnxruntime']}` {fmt(sz['libonnxruntime_mb'], 1)} MB."]
+    return "\n".join(out)
+
+
+def ratio_(a, b):
+    return round(a / b, 3) if a and b else None
+
+
 def section_generate(r, gen):
     g, p = gen["gist"], gen["peer"]
     out = ["## 2. Abstractive generation: rust-bert vs `transformers` `generate`", "",
@@ -323,6 +371,40 @@ def section_targets(r, parts, t):
             ratios += [(f"NER {x['words']}w×{x['concurrency']} "
                         f"{'default' if model == 'default' else 'BERT-base'}",
                         x["ratio"], t["ner"]) for x in mine]
+    onnx = parts.get("onnx")
+    if onnx:
+        d = lambda x, k: x[k]["docs_per_span_second"]
+        for x in onnx["ner"]:
+            where = f"NER {onnx['words']}w×{x['concurrency']}" + (" contended" if x["contention"] else "")
+            for precision in ("fp32", "int8"):
+                v = ratio_(d(x, f"gist_{precision}"), d(x, f"ort_{precision}"))
+                rows.append([f"{where}: gist-ORT / Python-ORT, {precision}",
+                             f"≥ {t['onnx_vs_python_ort']}×", times(v),
+                             verdict(v, t["onnx_vs_python_ort"])])
+                ratios.append((f"{where} ORT {precision} / Py-ORT", v, t["onnx_vs_python_ort"]))
+            for precision in ("fp32", "int8"):
+                v = ratio_(d(x, f"gist_{precision}"), d(x, "transformers"))
+                rows.append([f"{where}: gist-ORT {precision} / transformers pipeline",
+                             f"≥ {t['onnx_ner_vs_transformers']}×", times(v),
+                             verdict(v, t["onnx_ner_vs_transformers"])])
+        kp = onnx["keypoints"]
+        for precision in ("fp32", "int8"):
+            v = ratio_(kp[f"gist_{precision}"]["articles_per_second"],
+                       kp[f"ort_{precision}"]["articles_per_second"])
+            rows.append([f"key points: gist-ORT / Python-ORT, {precision}",
+                         f"≥ {t['onnx_vs_python_ort']}×", times(v),
+                         verdict(v, t["onnx_vs_python_ort"])])
+            ratios.append((f"key points ORT {precision} / Py-ORT", v, t["onnx_vs_python_ort"]))
+        for precision in ("fp32", "int8"):
+            peak = onnx["serve"][precision]["peak_rss_mb"]
+            rows.append([f"`gist serve --engine onnx` peak RSS, default models, {precision}",
+                         f"≤ {t['onnx_memory_mb']} MB", f"{fmt(peak, 0)} MB",
+                         verdict(peak, t["onnx_memory_mb"], higher_is_better=False)])
+        sz = onnx["sizes"]
+        total = sz["gist_binary_mb"] + sz["libonnxruntime_mb"]
+        rows.append(["binary + libonnxruntime (this build has both runtimes)",
+                     f"≤ {t['onnx_size_mb']} MB", f"{fmt(total, 1)} MB",
+                     verdict(total, t["onnx_size_mb"], higher_is_better=False)])
     gen = parts.get("generate")
     if gen:
         for x in gen["rows"]:
@@ -396,7 +478,7 @@ def render(parts, meta, plots_dir, md_dir, targets):
         out[-1] += (f", torch {versions['torch']}, transformers {versions['transformers']}, "
                     f"tokenizers {versions['tokenizers']}")
     out += ["", section_targets(r, parts, targets)]
-    for name, fn in [("ner", section_ner), ("generate", section_generate),
+    for name, fn in [("ner", section_ner), ("onnx", section_onnx), ("generate", section_generate),
                      ("keypoints", section_keypoints), ("server", section_server)]:
         if name in parts:
             out += ["", fn(r, parts[name])]

@@ -8,7 +8,7 @@ harness and the peers' environment first); see bench/README.md.
     bench/run.sh --only soak     one part again; the report takes the other parts from the last
                                  run's results folder
 
-Parts: ner, generate, keypoints, server, soak, profile. Each writes its records to
+Parts: ner, onnx, generate, keypoints, server, soak, profile. Each writes its records to
 <results>/<part>.json; the report is written from whatever parts that folder holds.
 No speed is asserted anywhere: targets are reported as met or missed, with the margin.
 """
@@ -32,8 +32,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "peers"))
 import peerlib  # noqa: E402  (the articles both sides read)
 
-PARTS = ["ner", "generate", "keypoints", "server", "soak", "profile"]  # the report's order
-RUN_ORDER = ["generate", "keypoints", "server", "profile", "ner", "soak"]  # short ones first
+PARTS = ["ner", "onnx", "generate", "keypoints", "server", "soak", "profile"]  # the report's order
+RUN_ORDER = ["generate", "keypoints", "server", "profile", "onnx", "ner", "soak"]  # short first
 TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
 RELEASE = os.path.join(TARGET if os.path.isabs(TARGET) else os.path.join(ROOT, TARGET), "release")
 GIST = os.path.join(RELEASE, "gist")
@@ -50,6 +50,11 @@ TARGETS = {
     "keypoints": 2.0,  # key points
     "overhead": 0.05,  # server overhead / model time, default NER model, one client
     "memory_mb": 1024,  # resident memory of gist serve with the default models
+    # issue 13, the ONNX Runtime engine
+    "onnx_vs_python_ort": 1.3,    # gist-ORT / Python-ORT at the same precision
+    "onnx_ner_vs_transformers": 3.0,  # gist-ORT, default NER model / transformers pipeline
+    "onnx_memory_mb": 300,        # peak RSS of `gist serve --engine onnx`, default models
+    "onnx_size_mb": 100,          # binary + libonnxruntime
 }
 
 
@@ -64,6 +69,8 @@ def settings(quick):
             fake_conc=[1, 8, 64], fake_seconds=1.0, curve_conc=[1, 4], curve_seconds=1.0,
             warmup=0.5, soak_seconds=4.0, soak_every=2.0, calibrate_seconds=1.0,
             profile_seconds=1.0, profile_words=60,
+            onnx_words=60, onnx_conc=[1], onnx_seconds=1.0, onnx_warmup=0.0, onnx_kp_articles=3,
+            onnx_serve_seconds=1.0,
         )
     return dict(
         ner_models=["default", "random-bert-base"], ner_words=[200, 800, 3000],
@@ -74,6 +81,8 @@ def settings(quick):
         fake_conc=[1, 8, 64], fake_seconds=10.0, curve_conc=[1, 2, 4, 8, 16, 32],
         curve_seconds=10.0, warmup=2.0, soak_seconds=600.0, soak_every=30.0,
         calibrate_seconds=10.0, profile_seconds=15.0, profile_words=800,
+        onnx_words=800, onnx_conc=[1, 8], onnx_seconds=10.0, onnx_warmup=2.0,
+        onnx_kp_articles=30, onnx_serve_seconds=20.0,
     )
 
 
@@ -234,6 +243,106 @@ def part_ner(s, work, threads):
             shutil.rmtree(peer_model, ignore_errors=True)
             shutil.rmtree(os.path.join(work, "ner-models"), ignore_errors=True)
     return {"rows": rows}
+
+
+def onnx_models(work, precision):
+    """A models folder whose models.toml serves the default encoder and NER model through
+    ONNX Runtime at `precision` (the model folders themselves are the prepared ones)."""
+    folder = os.path.join(work, f"models-onnx-{precision}")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "models.toml"), "w") as f:
+        for section, name in [("encoder", "all-MiniLM-L6-v2"), ("ner", "conll03-minilm-ner")]:
+            f.write(f'[{section}]\nname = "{name}"\npath = "{os.path.join(MODELS, name)}"\n'
+                    f'runtime = "onnx"\nprecision = "{precision}"\n\n')
+    return folder
+
+
+class Busy:
+    """A second process spinning on the last core while the block runs (CPU contention)."""
+
+    def __enter__(self):
+        core = (os.cpu_count() or 1) - 1
+        self.proc = subprocess.Popen([PY, "-c", "while True: pass"],
+                                     preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+        log(f"busy process {self.proc.pid} on core {core}")
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def part_onnx(s, work, threads):
+    """gist's ONNX Runtime engine against Python driving the same model.onnx files with
+    onnxruntime and HF tokenizers (peers/ort_peer.py), at fp32 and int8, and against the
+    transformers pipeline and gist's rust-bert engine on the same article; one setting under
+    CPU contention; key points the same way; `gist serve --engine onnx` memory; sizes."""
+    text = write_article(work, s["onnx_words"])
+    ner_model = os.path.join(MODELS, "conll03-minilm-ner")
+    enc_model = os.path.join(MODELS, "all-MiniLM-L6-v2")
+    measure = ["--seconds", s["onnx_seconds"], "--warmup", s["onnx_warmup"]]
+
+    def gist_ner(models, engine, conc):
+        return last_json(run([os.path.join(EXAMPLES, "bench_ner"), "--models", models,
+                              "--engine", engine, "--text", text, "--concurrency", conc,
+                              *measure, "--threads", threads]))
+
+    def ort_ner(precision, conc):
+        return last_json(run([PY, os.path.join(PEERS, "ort_peer.py"), "ner", "--model", ner_model,
+                              "--precision", precision, "--words", s["onnx_words"],
+                              "--concurrency", conc, *measure, "--threads", threads]))
+
+    def tf_ner(conc):
+        return last_json(run([PY, os.path.join(PEERS, "ner_peer.py"), "--model", ner_model,
+                              "--words", s["onnx_words"], "--concurrency", conc, *measure,
+                              "--threads", threads]))["runs"][0]
+
+    ner = []
+    for conc in s["onnx_conc"]:
+        row = {"concurrency": conc, "contention": False,
+               "transformers": tf_ner(conc), "rust_bert": gist_ner(MODELS, "rust-bert", conc)}
+        for precision in ("fp32", "int8"):
+            row[f"gist_{precision}"] = gist_ner(onnx_models(work, precision), "onnx", conc)
+            row[f"ort_{precision}"] = ort_ner(precision, conc)
+        ner.append(row)
+    with Busy():
+        row = {"concurrency": 1, "contention": True,
+               "transformers": tf_ner(1), "rust_bert": gist_ner(MODELS, "rust-bert", 1)}
+        for precision in ("fp32", "int8"):
+            row[f"gist_{precision}"] = gist_ner(onnx_models(work, precision), "onnx", 1)
+            row[f"ort_{precision}"] = ort_ner(precision, 1)
+        ner.append(row)
+
+    articles = keypoint_articles(work, s["onnx_kp_articles"], s["kp_words"])
+    common = ["--input", articles, "--text-field", "text", "--limit", s["onnx_kp_articles"],
+              "--threads", threads]
+    kp = {"transformers": last_json(run([PY, os.path.join(PEERS, "keypoints_peer.py"),
+                                         "--model", enc_model, *common])),
+          "rust_bert": last_json(run([os.path.join(EXAMPLES, "bench_keypoints"), "--models",
+                                      MODELS, "--engine", "rust-bert", *common]))}
+    for precision in ("fp32", "int8"):
+        kp[f"gist_{precision}"] = last_json(run([
+            os.path.join(EXAMPLES, "bench_keypoints"), "--models", onnx_models(work, precision),
+            "--engine", "onnx", *common]))
+        kp[f"ort_{precision}"] = last_json(run([
+            PY, os.path.join(PEERS, "ort_peer.py"), "keypoints", "--model", enc_model,
+            "--precision", precision, *common]))
+
+    serve = {}
+    khan_li = os.path.join(ROOT, "tests", "data", "khan-li-call.txt")
+    for precision in ("fp32", "int8"):
+        with Serve("--engine", "onnx", "--models", onnx_models(work, precision),
+                   "--threads", threads) as srv:
+            r, _ = loadgen(srv.addr, khan_li, "mixed", 4, s["onnx_serve_seconds"], s["warmup"])
+            rss_after_load = srv.rss_after_load_mb
+        serve[precision] = {"peak_rss_mb": srv.peak_rss_mb, "rss_after_load_mb": rss_after_load,
+                            "ok_per_second": r.get("ok_per_second")}
+    lib = os.path.realpath(os.path.join(ROOT, "onnxruntime", "lib", "libonnxruntime.so"))
+    sizes = {"gist_binary_mb": round(os.path.getsize(GIST) / 2**20, 1),
+             "libonnxruntime_mb": round(os.path.getsize(lib) / 2**20, 1),
+             "libonnxruntime": os.path.basename(lib)}
+    return {"words": s["onnx_words"], "ner": ner, "keypoints": kp, "serve": serve,
+            "sizes": sizes}
 
 
 def part_generate(s, work, threads):

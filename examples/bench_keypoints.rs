@@ -37,7 +37,10 @@ struct Args {
     /// Key points per article.
     #[arg(long, default_value_t = 5)]
     k: usize,
-    /// libtorch intra-op threads (0: libtorch's default).
+    /// Model runtime (rust-bert or onnx), as `gist serve --engine`.
+    #[arg(long, value_enum, default_value_t = gist::engine::Backend::RustBert)]
+    engine: gist::engine::Backend,
+    /// Intra-op threads of the runtime (0: its default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Write each measured article's key points here (JSON Lines: id, key_points).
@@ -80,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
         "{}: need at least 2 articles (one is the warm-up)",
         args.input.display()
     );
-    let model = support::cpu_models(&args.models, args.threads);
+    let model = support::cpu_models_on(&args.models, args.threads, args.engine);
     let started = Instant::now();
     let worker = Worker::spawn(
         move || gist::engine::load(&model),
@@ -127,7 +130,8 @@ async fn main() -> anyhow::Result<()> {
         serde_json::json!({
             "side": "gist",
             "model": info.get(gist::role::Role::Encoder).map(|m| m.name.clone()),
-            "threads": tch::get_num_threads(),
+            "threads": support::threads(args.engine, args.threads),
+            "engine": format!("{:?}", args.engine),
             "k": args.k,
             "articles": measured,
             "seconds": round(seconds, 3),

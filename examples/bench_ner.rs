@@ -40,7 +40,10 @@ struct Args {
     /// measured ones (for long articles, where a time window would see too few).
     #[arg(long)]
     calls: Option<usize>,
-    /// libtorch intra-op threads (0: libtorch's default).
+    /// Model runtime (rust-bert or onnx), as `gist serve --engine`.
+    #[arg(long, value_enum, default_value_t = gist::engine::Backend::RustBert)]
+    engine: gist::engine::Backend,
+    /// Intra-op threads of the runtime (0: its default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Most requests per batch (gist serve's --max-batch).
@@ -52,7 +55,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let text = std::fs::read_to_string(&args.text)?.trim().to_string();
-    let model = support::cpu_models(&args.models, args.threads);
+    let model = support::cpu_models_on(&args.models, args.threads, args.engine);
     let started = Instant::now();
     let worker = Worker::spawn(
         move || gist::engine::load(&model),
@@ -138,7 +141,8 @@ async fn main() -> anyhow::Result<()> {
             "words": text.split_whitespace().count(),
             "tokens": tokens,
             "concurrency": args.concurrency,
-            "threads": tch::get_num_threads(),
+            "threads": support::threads(args.engine, args.threads),
+            "engine": format!("{:?}", args.engine),
             "max_batch": args.max_batch,
             "seconds": if calls.is_some() { serde_json::Value::Null } else { args.seconds.into() },
             "calls_per_caller": calls,

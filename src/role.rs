@@ -50,8 +50,13 @@ impl Role {
             Role::Ner => {
                 "no NER model is configured: add a [ner] section to models/models.toml (see README, \"Bringing models\")"
             }
+            #[cfg(feature = "libtorch")]
             Role::Summarizer => {
                 "ABSTRACTIVE mode needs a summarization model: add a [summarizer] section to models/models.toml (see README, \"Bringing models\"), or use EXTRACTIVE / AUTO"
+            }
+            #[cfg(not(feature = "libtorch"))]
+            Role::Summarizer => {
+                "ABSTRACTIVE mode needs a summarization model, which runs on libtorch, and this build of gist has none: build it with the default features (`cargo build --release`, see README, \"Runtimes\") and add a [summarizer] section to models/models.toml, or use EXTRACTIVE / AUTO"
             }
         }
     }

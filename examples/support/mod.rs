@@ -4,9 +4,20 @@
 
 /// gist's rust-bert engine on the CPU with the models of `models` and `threads` libtorch
 /// intra-op threads (0: libtorch's default), as `gist serve --device cpu` loads them.
+#[cfg(feature = "libtorch")]
 pub fn cpu_models(models: &std::path::Path, threads: usize) -> gist::engine::EngineArgs {
+    cpu_models_on(models, threads, gist::engine::Backend::RustBert)
+}
+
+/// The same with the engine `engine` (`threads` are then that runtime's intra-op threads).
+pub fn cpu_models_on(
+    models: &std::path::Path,
+    threads: usize,
+    engine: gist::engine::Backend,
+) -> gist::engine::EngineArgs {
     gist::engine::EngineArgs {
         models: models.to_path_buf(),
+        backend: engine,
         device: gist::engine::Device::Cpu,
         threads,
         ..Default::default()
@@ -62,4 +73,15 @@ pub fn int_list(text: &str) -> Result<Vec<usize>, String> {
         return Err(format!("expected positive integers, got {text:?}"));
     }
     Ok(values)
+}
+
+/// The intra-op threads the run used: libtorch's own count on rust-bert (it may differ
+/// from the request when that is 0), else the request.
+pub fn threads(engine: gist::engine::Backend, requested: usize) -> usize {
+    #[cfg(feature = "libtorch")]
+    if engine == gist::engine::Backend::RustBert {
+        return tch::get_num_threads() as usize;
+    }
+    let _ = engine;
+    requested
 }

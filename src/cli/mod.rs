@@ -19,6 +19,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::client::batch_job::BatchJobArgs;
 use crate::client::ModeArg;
+use crate::engine::manifest::{Precision, Runtime};
 use crate::engine::EngineArgs;
 use crate::role::Role;
 use crate::server::{Limits, ServerArgs};
@@ -81,6 +82,14 @@ pub struct ImportTarget {
     /// Replace an existing model folder of the same name.
     #[arg(long)]
     pub force: bool,
+    /// Runtime that serves the model: libtorch (rust-bert), or onnx (ONNX Runtime; NER
+    /// models and encoders only), for which model.onnx and model.int8.onnx are written with
+    /// the pinned exporter (scripts/onnx/).
+    #[arg(long, value_enum, default_value_t = Runtime::default())]
+    pub runtime: Runtime,
+    /// With `--runtime onnx`: the weights the server loads, fp32 or int8.
+    #[arg(long, value_enum, default_value_t = Precision::default())]
+    pub precision: Precision,
 }
 
 /// `gist models import`.

@@ -20,6 +20,8 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
         task: args.target.task,
         models: args.target.models,
         force: args.target.force,
+        runtime: args.target.runtime,
+        precision: args.target.precision,
     })?;
     println!("{report}");
     Ok(())
@@ -51,6 +53,8 @@ fn pull(args: PullArgs) -> anyhow::Result<()> {
         task,
         models: args.target.models,
         force: args.target.force,
+        runtime: args.target.runtime,
+        precision: args.target.precision,
     })?;
     println!("{report}");
     Ok(())

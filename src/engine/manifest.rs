@@ -4,6 +4,8 @@
 //! [encoder]                       # sentence encoder for extractive key points
 //! name = "all-MiniLM-L6-v2"
 //! path = "all-MiniLM-L6-v2"       # relative to the manifest's folder
+//! runtime = "onnx"                # or "libtorch" (the default when absent)
+//! precision = "int8"              # ONNX only: "fp32" (model.onnx) or "int8"
 //!
 //! [ner]                           # optional token classifier
 //! name = "my-ner"
@@ -14,7 +16,8 @@
 //! path = "distilbart-cnn-6-6"
 //! ```
 //! Each folder holds the usual Hugging Face files: `config.json`, `model.safetensors`
-//! (or `rust_model.ot`), and the tokenizer files of its architecture.
+//! (or `rust_model.ot`), and the tokenizer files of its architecture; ONNX models also
+//! `model.onnx` and/or `model.int8.onnx`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,7 +31,7 @@ use crate::role::Role;
 pub const MANIFEST_FILE: &str = "models.toml";
 
 /// One model entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// Name reported to clients.
@@ -38,6 +41,79 @@ pub struct ModelSpec {
     /// Lower-case input before WordPiece; default: the tokenizer config's `do_lower_case`.
     #[serde(default)]
     pub lower_case: Option<bool>,
+    /// The runtime that serves the model; default: libtorch.
+    #[serde(default)]
+    pub runtime: Option<Runtime>,
+    /// The weights ONNX Runtime loads: fp32 (`model.onnx`, the default) or int8
+    /// (`model.int8.onnx`).
+    #[serde(default)]
+    pub precision: Option<Precision>,
+}
+
+impl ModelSpec {
+    /// The runtime the entry names (libtorch when it names none).
+    pub fn runtime(&self) -> Runtime {
+        self.runtime.unwrap_or_default()
+    }
+
+    /// The precision the entry names (fp32 when it names none).
+    pub fn precision(&self) -> Precision {
+        self.precision.unwrap_or_default()
+    }
+}
+
+/// The runtimes a model can be served by.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    /// rust-bert on libtorch: `model.safetensors` or `rust_model.ot`; every role.
+    #[default]
+    Libtorch,
+    /// ONNX Runtime: `model.onnx` / `model.int8.onnx`; encoders and token classifiers.
+    Onnx,
+}
+
+impl Runtime {
+    /// Its name in `models.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Libtorch => "libtorch",
+            Runtime::Onnx => "onnx",
+        }
+    }
+}
+
+/// Weight precisions of an ONNX model.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats: `model.onnx`.
+    #[default]
+    Fp32,
+    /// 8-bit integer weights (dynamic quantization): `model.int8.onnx`.
+    Int8,
+}
+
+impl Precision {
+    /// Its name in `models.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+        }
+    }
+
+    /// The ONNX file of this precision in a model folder.
+    pub fn onnx_file(self, dir: &Path) -> PathBuf {
+        dir.join(match self {
+            Precision::Fp32 => "model.onnx",
+            Precision::Int8 => "model.int8.onnx",
+        })
+    }
 }
 
 /// The parsed manifest: at most one model per [`Role`], each under the role's section.
@@ -187,6 +263,44 @@ pub fn set_entry(
     Ok((out, replaced))
 }
 
+/// Set `runtime` and `precision` of `role`'s section in a manifest's text (the section
+/// must exist, as [`set_entry`] leaves it); for libtorch both keys are removed (the
+/// default).
+///
+/// # Errors
+/// [`Error::Manifest`] when the text is not valid TOML or the section is not a table.
+pub fn set_runtime(
+    text: &str,
+    role: Role,
+    runtime: Runtime,
+    precision: Precision,
+) -> Result<String> {
+    let err = |reason: String| Error::Manifest {
+        path: MANIFEST_FILE.into(),
+        reason,
+    };
+    let section = role.section();
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| err(format!("{e}")))?;
+    let table = doc
+        .get_mut(section)
+        .and_then(|item| item.as_table_mut())
+        .ok_or_else(|| err(format!("[{section}] is not a table")))?;
+    match runtime {
+        Runtime::Libtorch => {
+            table.remove("runtime");
+            table.remove("precision");
+        }
+        Runtime::Onnx => {
+            set_value(table, "runtime", runtime.name().into());
+            set_value(table, "precision", precision.name().into());
+        }
+    }
+    let out = doc.to_string();
+    toml::from_str::<Manifest>(&out)
+        .map_err(|e| err(format!("the edited manifest is invalid: {e}")))?;
+    Ok(out)
+}
+
 /// Set `key` to `value`, keeping the spacing and comment around an existing value.
 fn set_value(table: &mut toml_edit::Table, key: &str, mut value: toml_edit::Value) {
     if let Some(old) = table.get(key).and_then(|item| item.as_value()) {
@@ -296,6 +410,36 @@ mod tests {
                 .name,
             "e"
         );
+    }
+
+    #[test]
+    fn set_runtime_names_onnx_models_and_forgets_them_for_libtorch() {
+        let (text, _) = set_entry(DEFAULT, Role::Ner, "n", "n", None).unwrap();
+        let onnx = set_runtime(&text, Role::Ner, Runtime::Onnx, Precision::Int8).unwrap();
+        assert!(
+            onnx.contains(
+                "[ner]\nname = \"n\"\npath = \"n\"\nruntime = \"onnx\"\nprecision = \"int8\"\n"
+            ),
+            "{onnx}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MANIFEST_FILE), &onnx).unwrap();
+        let manifest = Manifest::load(dir.path()).unwrap();
+        let ner = manifest.get(Role::Ner).unwrap();
+        assert_eq!(
+            (ner.runtime(), ner.precision()),
+            (Runtime::Onnx, Precision::Int8)
+        );
+        let back = set_runtime(&onnx, Role::Ner, Runtime::Libtorch, Precision::Fp32).unwrap();
+        assert_eq!(back, text);
+        assert!(set_runtime(&text, Role::Summarizer, Runtime::Onnx, Precision::Fp32).is_err());
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            "[ner]\nname = \"n\"\npath = \"n\"\nruntime = \"tensorflow\"\n",
+        )
+        .unwrap();
+        let e = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("unknown variant") && e.contains("onnx"), "{e}");
     }
 
     #[test]

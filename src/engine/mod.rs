@@ -9,15 +9,21 @@
 //! - [`tagging`] and [`embedding`]: the backend-neutral halves of NER and sentence
 //!   embedding (windows, length-sorted batches, word labels from sub-tokens, pooling).
 //! - [`manifest`]: `models/models.toml`, which models to load.
-//! - [`rust_bert`]: the rust-bert backend (libtorch): its runtime settings and errors.
+//! - `rust_bert` (feature `libtorch`): the rust-bert backend: its runtime settings and errors.
+//! - `onnx` (feature `onnx`): the ONNX Runtime backend, for encoders and token classifiers.
 //! - [`fake`]: a deterministic engine with no model files, for tests and overhead benchmarks.
+//! - `hf`: reading Hugging Face model folders, for every backend.
 //!
-//! A new backend is one folder with the per-role traits and one arm in [`load`].
+//! A new backend is one folder with the per-role traits, a [`manifest::Runtime`] and one
+//! arm in `load_model`.
 
 pub(crate) mod embedding;
 pub mod fake;
+pub(crate) mod hf;
 pub mod manifest;
 pub mod models;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 #[cfg(feature = "libtorch")]
 pub mod rust_bert;
 pub(crate) mod tagging;
@@ -172,11 +178,16 @@ pub trait Engine {
     fn count_tokens(&mut self, model: Role, texts: &[&str]) -> Result<Vec<usize>>;
 }
 
-/// The runtimes that can run gist's models.
+/// Which runtime serves the models (`--engine`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 pub enum Backend {
-    /// rust-bert on libtorch, models from the manifest.
+    /// Each model on the runtime its models.toml entry names (`runtime`, default libtorch).
+    Auto,
+    /// Every model on rust-bert (libtorch).
+    #[value(alias = "libtorch")]
     RustBert,
+    /// Every model on ONNX Runtime (a summarizer is then left out).
+    Onnx,
     /// Deterministic stand-in with no model files.
     Fake,
 }
@@ -198,7 +209,8 @@ pub struct EngineArgs {
     /// Folder with models.toml and the model folders it names.
     #[arg(long, env = "GIST_MODELS", default_value_os_t = EngineArgs::default().models)]
     pub models: PathBuf,
-    /// Model runtime: rust-bert, or a deterministic fake for tests and overhead benchmarks.
+    /// Model runtime: auto (each model on the runtime models.toml names for it), rust-bert,
+    /// onnx, or a deterministic fake for tests and overhead benchmarks.
     #[arg(long = "engine", env = "GIST_ENGINE", value_enum, default_value_t = EngineArgs::default().backend)]
     pub backend: Backend,
     /// Device: auto (CUDA when available), cpu or cuda.
@@ -211,16 +223,21 @@ pub struct EngineArgs {
     /// and overhead benchmarks that need a model of known speed).
     #[arg(long, env = "GIST_FAKE_DELAY_MS", default_value_t = EngineArgs::default().fake_delay_ms)]
     pub fake_delay_ms: u64,
+    /// The ONNX Runtime library file (default: libonnxruntime.so beside the binary or in
+    /// ../lib from it, else the one `make setup` prepares in the source tree).
+    #[arg(long, env = "ORT_DYLIB_PATH", value_name = "FILE")]
+    pub onnxruntime: Option<PathBuf>,
 }
 
 impl Default for EngineArgs {
     fn default() -> Self {
         EngineArgs {
             models: PathBuf::from("models"),
-            backend: Backend::RustBert,
+            backend: Backend::Auto,
             device: Device::Auto,
             threads: 0,
             fake_delay_ms: 0,
+            onnxruntime: None,
         }
     }
 }
@@ -230,16 +247,69 @@ impl Default for EngineArgs {
 /// # Errors
 /// [`Error::Manifest`] or [`Error::ModelLoad`].
 pub fn load(args: &EngineArgs) -> Result<Box<dyn Engine>> {
-    match args.backend {
-        Backend::Fake => Ok(Box::new(fake::FakeEngine::from_args(args))),
+    if args.backend == Backend::Fake {
+        return Ok(Box::new(fake::FakeEngine::from_args(args)));
+    }
+    load_manifest(&manifest::Manifest::load(&args.models)?, args)
+}
+
+/// Load the models of `manifest`, each on its runtime (as [`load`] does with the manifest
+/// of `--models`).
+///
+/// # Errors
+/// [`Error::ModelLoad`].
+pub fn load_manifest(manifest: &manifest::Manifest, args: &EngineArgs) -> Result<Box<dyn Engine>> {
+    Ok(Box::new(Models::load(manifest, |role, spec| {
+        load_model(role, spec, args)
+    })?))
+}
+
+/// Load one model on the runtime its manifest entry names, or the one `--engine` forces.
+/// A summarizer that no runtime of this build can run is left out with a warning: the
+/// server then answers ABSTRACTIVE with FAILED_PRECONDITION, saying how to get it.
+fn load_model(
+    role: Role,
+    spec: &manifest::ModelSpec,
+    args: &EngineArgs,
+) -> Result<Option<(models::Model, ModelInfo)>> {
+    use manifest::Runtime;
+    let runtime = match args.backend {
+        Backend::RustBert => Runtime::Libtorch,
+        Backend::Onnx => Runtime::Onnx,
+        Backend::Auto | Backend::Fake => spec.runtime(),
+    };
+    match runtime {
         #[cfg(feature = "libtorch")]
-        Backend::RustBert => {
-            let manifest = manifest::Manifest::load(&args.models)?;
-            Ok(Box::new(rust_bert::load(&manifest, args)?))
+        Runtime::Libtorch => {
+            rust_bert::load_model(role, spec, rust_bert::configure(args)).map(Some)
         }
-        #[cfg(not(feature = "libtorch"))]
-        Backend::RustBert => Err(Error::FailedPrecondition(
-            "this gist was built without libtorch (cargo feature `libtorch`): rebuild with `--features libtorch` to run models on rust-bert".into(),
-        )),
+        #[cfg(feature = "onnx")]
+        Runtime::Onnx if role != Role::Summarizer => {
+            onnx::load_model(role, spec, &onnx::settings(args)).map(Some)
+        }
+        _ if role == Role::Summarizer => {
+            let why = if cfg!(feature = "libtorch") {
+                "gist runs summarizers on runtime \"libtorch\" only"
+            } else {
+                "gist runs summarizers on libtorch, which this build lacks"
+            };
+            tracing::warn!(
+                model = %spec.name,
+                runtime = runtime.name(),
+                "the summarizer is not loaded ({why}): ABSTRACTIVE summaries are unavailable"
+            );
+            Ok(None)
+        }
+        #[allow(unreachable_patterns)] // every runtime is compiled in
+        _ => Err(Error::ModelLoad {
+            name: spec.name.clone(),
+            path: spec.path.display().to_string(),
+            source: format!(
+                "runtime {:?} is not in this build of gist: rebuild with `--features {}`",
+                runtime.name(),
+                runtime.name()
+            )
+            .into(),
+        }),
     }
 }

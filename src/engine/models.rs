@@ -82,18 +82,20 @@ pub struct Models {
 }
 
 impl Models {
-    /// Load every model of `manifest` with `load_one`, which picks the backend.
+    /// Load every model of `manifest` with `load_one`, which picks the backend (and may
+    /// leave a model out, answering `None`).
     ///
     /// # Errors
     /// [`Error::ModelLoad`] naming the model and folder when any model fails to load.
     pub fn load(
         manifest: &Manifest,
-        mut load_one: impl FnMut(Role, &ModelSpec) -> Result<(Model, ModelInfo)>,
+        mut load_one: impl FnMut(Role, &ModelSpec) -> Result<Option<(Model, ModelInfo)>>,
     ) -> Result<Models> {
         let mut models = Models::default();
         for (role, spec) in manifest.iter() {
-            let (model, info) = load_one(role, spec)?;
-            models.insert(role, model, info)?;
+            if let Some((model, info)) = load_one(role, spec)? {
+                models.insert(role, model, info)?;
+            }
         }
         Ok(models)
     }

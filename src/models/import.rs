@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::arch::{self, TokenizerKind, TokenizerSource};
 use super::weights::{self, Changes, Source};
 use super::{io_error, read_json, tokenizer, Error, Result, Role};
-use crate::engine::manifest::{self, ModelSpec, Replaced};
+use crate::engine::manifest::{self, ModelSpec, Precision, Replaced, Runtime};
 
 /// Files copied from the snapshot when present (weights are written separately).
 const COPIED: &[&str] = &[
@@ -35,7 +35,6 @@ const COPIED: &[&str] = &[
 ];
 
 /// The text the imported model is tried on.
-#[cfg(feature = "libtorch")]
 const SAMPLE: &str = "Imran Khan met Li Keqiang in Islamabad on Thursday.";
 
 /// What to import, and where.
@@ -51,6 +50,10 @@ pub struct ImportOptions {
     pub models: PathBuf,
     /// Replace an existing folder of the same name.
     pub force: bool,
+    /// The runtime named in the manifest; ONNX also gets `model.onnx` / `model.int8.onnx`.
+    pub runtime: Runtime,
+    /// With ONNX: which of the two files the server loads.
+    pub precision: Precision,
 }
 
 /// What an import did, for the user.
@@ -72,6 +75,8 @@ pub struct ImportReport {
     pub derived: Vec<&'static str>,
     /// Lower-casing of a WordPiece model, and what said so.
     pub lower_case: Option<(bool, &'static str)>,
+    /// With ONNX: what the exporter wrote, and the precision served.
+    pub onnx: Option<String>,
     /// The manifest that was edited.
     pub manifest: PathBuf,
     /// What the task's section held before (`None`: the section was added).
@@ -111,6 +116,9 @@ impl fmt::Display for ImportReport {
         }
         if let Some((b, why)) = self.lower_case {
             writeln!(f, "  lower_case = {b} (from {why})")?;
+        }
+        if let Some(onnx) = &self.onnx {
+            writeln!(f, "  onnx: {onnx}")?;
         }
         writeln!(
             f,
@@ -178,6 +186,18 @@ pub fn import(opts: &ImportOptions) -> Result<ImportReport> {
         return Err(Error::Io {
             path: src.clone(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder"),
+        });
+    }
+    if opts.runtime == Runtime::Onnx && opts.task == Role::Summarizer {
+        return Err(Error::OnnxExport(
+            "summarizers run on libtorch only (ONNX Runtime serves token classifiers and sentence encoders): leave out --runtime onnx".into(),
+        ));
+    }
+    #[cfg(not(feature = "libtorch"))]
+    if opts.runtime == Runtime::Libtorch {
+        return Err(Error::Invalid {
+            path: src.clone(),
+            reason: format!("{} (or import with --runtime onnx)", super::NO_LIBTORCH),
         });
     }
     let config_path = src.join("config.json");
@@ -262,7 +282,14 @@ pub fn import(opts: &ImportOptions) -> Result<ImportReport> {
         // The encoder reads it (for its casing); its absence means the defaults.
         std::fs::write(&tokenizer_config, "{}\n").map_err(io_error(&tokenizer_config))?;
     }
-    let changes = weights::prepare(arch, &config, &source, dir)?;
+    let changes = match opts.runtime {
+        Runtime::Libtorch => weights::prepare(arch, &config, &source, dir)?,
+        // The exporter reads the checkpoint with transformers, names and all.
+        Runtime::Onnx => {
+            weights::copy_as_is(&source, src, dir)?;
+            Changes::default()
+        }
+    };
 
     let spec = ModelSpec {
         name: opts.name.clone(),
@@ -270,6 +297,17 @@ pub fn import(opts: &ImportOptions) -> Result<ImportReport> {
         lower_case: lower_case
             .filter(|_| opts.task == Role::Ner)
             .map(|(b, _)| b),
+        runtime: (opts.runtime == Runtime::Onnx).then_some(Runtime::Onnx),
+        precision: (opts.runtime == Runtime::Onnx).then_some(opts.precision),
+    };
+    let onnx = match opts.runtime {
+        Runtime::Onnx => Some(export_onnx(
+            dir,
+            opts.task,
+            spec.lower_case,
+            opts.precision,
+        )?),
+        Runtime::Libtorch => None,
     };
     verify(opts.task, spec.clone()).map_err(Error::Verify)?;
 
@@ -280,6 +318,8 @@ pub fn import(opts: &ImportOptions) -> Result<ImportReport> {
         &opts.name,
         spec.lower_case,
     )?;
+    let new_manifest =
+        manifest::set_runtime(&new_manifest, opts.task, opts.runtime, opts.precision)?;
     put_in_place(tmp, &target)?;
     if let Err(e) = write_atomically(&manifest_path, &new_manifest) {
         let _ = std::fs::remove_dir_all(&target);
@@ -294,6 +334,7 @@ pub fn import(opts: &ImportOptions) -> Result<ImportReport> {
         weights: changes,
         derived,
         lower_case,
+        onnx,
         manifest: manifest_path,
         replaced,
     })
@@ -331,20 +372,20 @@ fn settle_lower_case(
     Ok(decided)
 }
 
-/// Load the prepared folder with gist's engine on the CPU and run it on a sample.
-#[cfg(feature = "libtorch")]
+/// Load the prepared folder with gist's engine on the CPU, on the runtime it is imported
+/// for, and run it on a sample.
 fn verify(
     task: Role,
     spec: ModelSpec,
 ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use crate::engine::manifest::Manifest;
-    use crate::engine::{Engine, Generation};
-    let manifest = Manifest::one(task, spec);
-    let args = crate::engine::EngineArgs {
-        device: crate::engine::Device::Cpu,
+    use crate::engine::{Device, EngineArgs, Generation};
+    let args = EngineArgs {
+        device: Device::Cpu,
+        threads: 1,
         ..Default::default()
     };
-    let mut engine = crate::engine::rust_bert::load(&manifest, &args)?;
+    let mut engine = crate::engine::load_manifest(&Manifest::one(task, spec), &args)?;
     let run = std::panic::AssertUnwindSafe(|| -> crate::Result<()> {
         match task {
             Role::Ner => engine.tag(&[SAMPLE]).map(drop),
@@ -380,12 +421,59 @@ fn verify(
     }
 }
 
-#[cfg(not(feature = "libtorch"))]
-fn verify(
-    _: Role,
-    _: ModelSpec,
-) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    Err(super::NO_LIBTORCH.into())
+/// Write `model.onnx`, `model.int8.onnx` and `tokenizer.json` into the prepared folder with
+/// the project's pinned exporter (`scripts/onnx/prepare.sh`: cached by checksum, builds the
+/// exporter venv on first use). Returns a one-line summary for the report.
+fn export_onnx(
+    dir: &Path,
+    task: Role,
+    lower_case: Option<bool>,
+    precision: Precision,
+) -> Result<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/onnx/prepare.sh");
+    if !script.is_file() {
+        return Err(Error::OnnxExport(format!(
+            "the exporter is not at {} (ONNX export needs gist's source tree)",
+            script.display()
+        )));
+    }
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(&script)
+        .arg(dir)
+        .arg(if task == Role::Ner { "ner" } else { "embed" });
+    if let Some(b) = lower_case {
+        command.arg("--lower-case").arg(b.to_string());
+    }
+    let out = command
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::OnnxExport(format!("cannot run bash {}: {e}", script.display())))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(12).collect();
+        return Err(Error::OnnxExport(format!(
+            "{} failed ({}):\n{}",
+            script.display(),
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )));
+    }
+    let record = read_json(&dir.join("export.json"))?;
+    let check = |p: &str| {
+        record["check"][p]["max_abs_diff"]
+            .as_f64()
+            .map_or("not checked".to_string(), |d| {
+                format!("max |Δ| vs torch {d:.1e}")
+            })
+    };
+    Ok(format!(
+        "model.onnx ({}) and model.int8.onnx ({}, {} MatMuls int8) written; serving {}",
+        check("fp32"),
+        check("int8"),
+        record["int8"]["quantized"].as_u64().unwrap_or(0),
+        precision.name()
+    ))
 }
 
 /// Move the prepared folder to `target`, replacing what is there (only reached with

@@ -73,6 +73,9 @@ pub enum Error {
     /// The prepared folder does not load or run in gist's engine.
     #[error("the prepared model does not work in gist's engine (nothing was imported)")]
     Verify(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Writing the ONNX files failed, or the task has no ONNX Runtime backend.
+    #[error("ONNX export: {0}")]
+    OnnxExport(String),
     /// The Hub (or the mirror in HF_ENDPOINT) refused or could not be reached.
     #[error("{0}")]
     Hub(String),

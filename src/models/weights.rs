@@ -393,6 +393,38 @@ fn safetensors_names(path: &Path) -> Result<Vec<(String, ())>> {
 /// hard-linked instead where possible: the cache never rewrites a blob in place (a new
 /// version is a new blob), so sharing it is safe and saves the space of a second copy.
 /// Any other file is copied, since its owner may rewrite it in place.
+/// Copy the checkpoint's weights into `out_dir` as they are, with their shard index: what
+/// the ONNX exporter reads (with transformers), which needs no renaming.
+///
+/// # Errors
+/// [`Error::Invalid`] for rust-bert's own `rust_model.ot`, which the exporter cannot read;
+/// [`Error::Io`] when copying fails.
+pub fn copy_as_is(source: &Source, src_dir: &Path, out_dir: &Path) -> Result<()> {
+    let files = match source {
+        Source::Safetensors(files) | Source::PyTorch(files) => files,
+        Source::RustBert(file) => {
+            return Err(Error::Invalid {
+                path: file.clone(),
+                reason: "rust-bert's own format, which the ONNX exporter cannot read: import model.safetensors or pytorch_model.bin".into(),
+            })
+        }
+    };
+    for file in files {
+        let name = file.file_name().unwrap_or_default();
+        link_or_copy(file, &out_dir.join(name))?;
+    }
+    for index in [
+        "model.safetensors.index.json",
+        "pytorch_model.bin.index.json",
+    ] {
+        let path = src_dir.join(index);
+        if path.is_file() {
+            link_or_copy(&path, &out_dir.join(index))?;
+        }
+    }
+    Ok(())
+}
+
 fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     let is_link = from
         .symlink_metadata()

@@ -398,7 +398,7 @@ async fn local_mode_runs_in_process_from_stdin_to_stdout() {
 }
 
 /// The README's `--local` command, with the real default models, on examples/articles.jsonl.
-#[cfg(feature = "libtorch")]
+#[cfg(feature = "onnx")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readme_local_command_finds_the_entities_of_the_example_articles() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,13 +1,11 @@
 //! The real default sentence encoder (all-MiniLM-L6-v2, prepared by `make setup`) on the
 //! Khan–Li article: key points are real sentences with exact offsets, no boilerplate.
 
-use gist::engine::manifest::Manifest;
 use gist::tasks::{self, Mode, SummarizeJob};
 
 #[test]
 fn khan_li_key_points_are_clean_sentences_of_the_article() {
-    let manifest = Manifest::load(&crate::common::default_models()).unwrap();
-    let mut engine = crate::common::engine(&manifest);
+    let mut engine = crate::common::default_engine();
     let text = crate::common::khan_li();
     let job = SummarizeJob {
         text: text.clone(),
@@ -56,8 +54,7 @@ fn khan_li_key_points_are_clean_sentences_of_the_article() {
 #[test]
 fn khan_li_entities_are_found_with_exact_offsets() {
     use gist::tasks::EntitiesJob;
-    let manifest = Manifest::load(&crate::common::default_models()).unwrap();
-    let mut engine = crate::common::engine(&manifest);
+    let mut engine = crate::common::default_engine();
     let text = crate::common::khan_li();
     let job = EntitiesJob {
         text: text.clone(),
@@ -115,4 +112,30 @@ fn khan_li_entities_are_found_with_exact_offsets() {
     );
     // No person, place or organisation is made of the share buttons' dateline or dates.
     assert!(!found.entities.iter().any(|e| e.text.contains("2021")));
+}
+
+/// The default models include no summarizer: ABSTRACTIVE is refused with
+/// FAILED_PRECONDITION, and the message says how to get one: in the ONNX-only build, that
+/// summarizers need the libtorch build.
+#[test]
+fn abstractive_with_the_default_models_says_how_to_get_a_summarizer() {
+    let mut engine = crate::common::default_engine();
+    let job = SummarizeJob {
+        text: crate::common::khan_li(),
+        mode: Mode::Abstractive,
+        max_key_points: 3,
+        generation: gist::engine::Generation::default(),
+    };
+    let err = tasks::summarize::summarize(engine.as_mut(), &job).unwrap_err();
+    let status = tonic::Status::from(err);
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("[summarizer]"), "{status:?}");
+    if cfg!(feature = "libtorch") {
+        assert!(!status.message().contains("this build"), "{status:?}");
+    } else {
+        assert!(
+            status.message().contains("libtorch") && status.message().contains("Runtimes"),
+            "{status:?}"
+        );
+    }
 }

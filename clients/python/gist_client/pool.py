@@ -388,7 +388,11 @@ class GistPool:
         more = True
         stalled_since: float | None = None
 
-        def send(id: str, request: object, attempts: int, avoid: str | None, now: float) -> bool:
+        def send(id: str, request: object, attempts: int, avoid: str | None) -> bool:
+            # Resolve (when due) after the item is in hand: pulling it may have taken a
+            # while (a slow generator), and the name may have changed meanwhile.
+            now = time.monotonic()
+            self._refresh(now)
             replica = self._pick(now, avoid)
             if replica is None:
                 return False
@@ -403,7 +407,7 @@ class GistPool:
             while running < window:
                 if retries and retries[0].due <= now:
                     retry = retries[0]
-                    if not send(retry.id, retry.request, retry.attempts, retry.avoid, now):
+                    if not send(retry.id, retry.request, retry.attempts, retry.avoid):
                         break
                     heapq.heappop(retries)
                 elif more:
@@ -412,7 +416,7 @@ class GistPool:
                     except StopIteration:
                         more = False
                         continue
-                    if not send(id, request, 1, None, now):
+                    if not send(id, request, 1, None):
                         heapq.heappush(retries, _Retry(now, next(seq), id, request, 1, None))
                         break
                 else:

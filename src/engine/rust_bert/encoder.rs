@@ -52,13 +52,7 @@ impl Encoder {
             device,
             kind: None,
         };
-        let max_tokens = std::fs::read_to_string(dir.join("sentence_bert_config.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|j| j["max_seq_length"].as_u64())
-            .map(|n| n as usize)
-            .or(hf.max_positions)
-            .unwrap_or(512);
+        let max_tokens = crate::engine::hf::encoder_max_tokens(dir, &hf);
         let model = SentenceEmbeddingsModel::new(config)?;
         let info = ModelInfo {
             name: spec.name.clone(),

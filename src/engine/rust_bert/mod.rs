@@ -35,7 +35,9 @@ impl From<tch::TchError> for Error {
 /// [`Error::ModelLoad`] naming the model and folder when any model fails to load.
 pub fn load(manifest: &Manifest, args: &EngineArgs) -> Result<Models> {
     let device = configure(args);
-    Models::load(manifest, |role, spec| load_model(role, spec, device))
+    Models::load(manifest, |role, spec| {
+        load_model(role, spec, device).map(Some)
+    })
 }
 
 /// Load one model of `role` on `device`.

@@ -50,6 +50,16 @@ pub fn default_models() -> PathBuf {
     dir
 }
 
+/// The default models (./models, prepared by `make setup`), each on the runtime
+/// models.toml names, as `gist serve` loads them.
+pub fn default_engine() -> Box<dyn gist::engine::Engine> {
+    gist::engine::load(&gist::engine::EngineArgs {
+        models: default_models(),
+        ..cpu()
+    })
+    .unwrap()
+}
+
 /// Engine settings for the CPU.
 pub fn cpu() -> gist::engine::EngineArgs {
     gist::engine::EngineArgs {

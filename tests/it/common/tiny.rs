@@ -111,6 +111,7 @@ pub fn tiny_ner(dir: &Path, forced_label: Option<&str>) -> ModelSpec {
         name: "tiny-ner".into(),
         path: dir.to_path_buf(),
         lower_case: None,
+        ..Default::default()
     }
 }
 
@@ -145,6 +146,7 @@ pub fn tiny_encoder(dir: &Path) -> ModelSpec {
         name: "tiny-encoder".into(),
         path: dir.to_path_buf(),
         lower_case: None,
+        ..Default::default()
     }
 }
 
@@ -223,6 +225,7 @@ pub fn tiny_bart(dir: &Path) -> ModelSpec {
         name: "tiny-bart".into(),
         path: dir.to_path_buf(),
         lower_case: None,
+        ..Default::default()
     }
 }
 

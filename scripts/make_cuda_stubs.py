@@ -111,7 +111,7 @@ def main():
             os.replace(out + ".tmp", out)
             made.append(f"{soname} {len(names)} symbols")
     with open(os.path.join(lib, "cuda-stubs.txt"), "w") as f:
-        f.write("# CPU-only stand-ins written by bench/peers/make_cuda_stubs.py\n")
+        f.write("# CPU-only stand-ins written by scripts/make_cuda_stubs.py\n")
         f.write("".join(m + "\n" for m in made))
     print("make_cuda_stubs: " + ", ".join(made))
 
