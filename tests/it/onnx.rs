@@ -453,7 +453,12 @@ fn models_import_for_onnx_exports_and_names_the_runtime_and_precision() {
     let out = import("ner");
     let (stdout, stderr) = common::outputs(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
-    for file in ["model.onnx", "model.int8.onnx", "tokenizer.json", "vocab.txt"] {
+    for file in [
+        "model.onnx",
+        "model.int8.onnx",
+        "tokenizer.json",
+        "vocab.txt",
+    ] {
         assert!(models.path().join("tiny").join(file).is_file(), "{file}");
     }
     let manifest = std::fs::read_to_string(models.path().join("models.toml")).unwrap();
@@ -477,5 +482,8 @@ fn models_import_for_onnx_exports_and_names_the_runtime_and_precision() {
         .iter()
         .map(|e| e["label"].as_str().unwrap())
         .collect();
-    assert!(!labels.is_empty() && labels.iter().all(|l| *l == "LOC"), "{json}");
+    assert!(
+        !labels.is_empty() && labels.iter().all(|l| *l == "LOC"),
+        "{json}"
+    );
 }
