@@ -37,6 +37,9 @@ RUN_ORDER = ["generate", "keypoints", "server", "profile", "onnx", "ner", "soak"
 TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
 RELEASE = os.path.join(TARGET if os.path.isabs(TARGET) else os.path.join(ROOT, TARGET), "release")
 GIST = os.path.join(RELEASE, "gist")
+# The ONNX-only build (no libtorch in the process), stripped, as the image ships it:
+# bench/run.sh builds it first and keeps it here.
+GIST_ONNX_ONLY = os.path.join(RELEASE, "gist-onnx-only")
 EXAMPLES = os.path.join(RELEASE, "examples")
 PY = sys.executable
 PEERS = os.path.join(HERE, "peers")
@@ -132,7 +135,8 @@ class Serve:
     """`gist serve` on a free port, ready (health SERVING) when entered, stopped (SIGTERM)
     when left; its memory is sampled every `sample_every` seconds meanwhile."""
 
-    def __init__(self, *flags, sample_every=1.0):
+    def __init__(self, *flags, sample_every=1.0, binary=None):
+        self.binary = binary or GIST
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self.flags = [str(f) for f in flags]
@@ -141,7 +145,7 @@ class Serve:
         self.peak_rss_mb = None
 
     def __enter__(self):
-        cmd = [GIST, "serve", "--listen", self.addr, "--log-format", "json", *self.flags]
+        cmd = [self.binary, "serve", "--listen", self.addr, "--log-format", "json", *self.flags]
         log("$ gist serve " + " ".join(cmd[2:]))
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
@@ -328,17 +332,19 @@ def part_onnx(s, work, threads):
             PY, os.path.join(PEERS, "ort_peer.py"), "keypoints", "--model", enc_model,
             "--precision", precision, *common]))
 
+    # Memory of the ONNX-only build, the one the image ships (the default build also maps
+    # libtorch into the process).
     serve = {}
     khan_li = os.path.join(ROOT, "tests", "data", "khan-li-call.txt")
     for precision in ("fp32", "int8"):
         with Serve("--engine", "onnx", "--models", onnx_models(work, precision),
-                   "--threads", threads) as srv:
+                   "--threads", threads, binary=GIST_ONNX_ONLY) as srv:
             r, _ = loadgen(srv.addr, khan_li, "mixed", 4, s["onnx_serve_seconds"], s["warmup"])
             rss_after_load = srv.rss_after_load_mb
         serve[precision] = {"peak_rss_mb": srv.peak_rss_mb, "rss_after_load_mb": rss_after_load,
                             "ok_per_second": r.get("ok_per_second")}
     lib = os.path.realpath(os.path.join(ROOT, "onnxruntime", "lib", "libonnxruntime.so"))
-    sizes = {"gist_binary_mb": round(os.path.getsize(GIST) / 2**20, 1),
+    sizes = {"gist_binary_mb": round(os.path.getsize(GIST_ONNX_ONLY) / 2**20, 1),
              "libonnxruntime_mb": round(os.path.getsize(lib) / 2**20, 1),
              "libonnxruntime": os.path.basename(lib)}
     return {"words": s["onnx_words"], "ner": ner, "keypoints": kp, "serve": serve,

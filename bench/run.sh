@@ -7,6 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh   # libtorch, the default models, grpcurl
+# The ONNX-only build first (its binary is kept, stripped, as target/release/gist-onnx-only
+# for the memory and size rows), then the default build the rest measures.
+cargo build --release --locked --bin gist --no-default-features --features onnx
+strip -o target/release/gist-onnx-only target/release/gist
 cargo build --release --locked --bin gist \
   --example bench_ner --example bench_generate --example bench_keypoints --example loadgen
 bench/peers/setup.sh    # torch 2.4.0 + transformers + matplotlib, CPU only
