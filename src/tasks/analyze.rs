@@ -73,15 +73,14 @@ pub fn analyze(
     let summary_tags = tagged.pop().unwrap_or_else(|| unreachable!());
     let source_tags = tagged.pop().unwrap_or_else(|| unreachable!());
     let keep = |e: &Entity| job.entities.keeps(e);
-    let entities = Entities {
-        entities: entities::merge(source, &source_tags.words)
-            .into_iter()
-            .filter(keep)
-            .collect(),
-        model: model.name,
-        input_tokens: source_tags.tokens,
-    };
-    let summary_entities = entities::merge(&summary.summary, &summary_tags.words)
+    let entities = super::entities::of_words(
+        &job.entities,
+        &source_tags.words,
+        &model.name,
+        source_tags.tokens,
+    );
+    let summary_entities = entities::merge(&summary.summary, &summary_tags.words);
+    let summary_entities = entities::capitalised(&summary.summary, summary_entities)
         .into_iter()
         .filter(keep)
         .map(|entity| {

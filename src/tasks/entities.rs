@@ -4,7 +4,9 @@ use serde::Serialize;
 
 use crate::engine::{Engine, Role};
 use crate::error::{Error, Result};
-use crate::text::entities::{self, Entity};
+use crate::text::entities::{self, Entity, WordTag};
+use crate::text::groups::{self, Group};
+use crate::text::sentences;
 
 /// A validated entity request.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +31,8 @@ impl EntitiesJob {
 pub struct Entities {
     /// Entities in order of their start offset.
     pub entities: Vec<Entity>,
+    /// The distinct entities of the text (indices into `entities`), by salience.
+    pub groups: Vec<Group>,
     /// The NER model used.
     pub model: String,
     /// Model tokens of the input.
@@ -63,15 +67,34 @@ fn extract_many(engine: &mut dyn Engine, jobs: &[&EntitiesJob]) -> Result<Vec<En
     Ok(jobs
         .iter()
         .zip(tagged)
-        .map(|(job, tagged)| Entities {
-            entities: entities::merge(&job.text, &tagged.words)
-                .into_iter()
-                .filter(|e| job.keeps(e))
-                .collect(),
-            model: model.name.clone(),
-            input_tokens: tagged.tokens,
-        })
+        .map(|(job, tagged)| of_words(job, &tagged.words, &model.name, tagged.tokens))
         .collect())
+}
+
+/// The entities of `job.text` from its tagged words: merged, without those on page
+/// furniture (share-button rows), filtered as the job asks, and grouped.
+pub(crate) fn of_words(
+    job: &EntitiesJob,
+    words: &[WordTag],
+    model: &str,
+    tokens: usize,
+) -> Entities {
+    let furniture = sentences::furniture(&job.text);
+    let entities: Vec<Entity> = entities::capitalised(&job.text, entities::merge(&job.text, words))
+        .into_iter()
+        .filter(|e| {
+            !furniture
+                .iter()
+                .any(|f| f.start < e.span.end && e.span.start < f.end)
+        })
+        .filter(|e| job.keeps(e))
+        .collect();
+    Entities {
+        groups: groups::group(&job.text, &entities),
+        entities,
+        model: model.to_string(),
+        input_tokens: tokens,
+    }
 }
 
 /// Extract entities for each job: all texts share forward passes; if the batch fails, each

@@ -122,6 +122,51 @@ pub fn merge(text: &str, words: &[WordTag]) -> Vec<Entity> {
     join_hyphenated(text, out)
 }
 
+/// Names are capitalised: words at either end of an entity written all in lower case are
+/// not part of it ("multi-billion Belt and Road initiative" → "Belt and Road"), and an
+/// entity of lower-case words only ("telephonic", "vaccine") is none. Words inside stay
+/// ("Belt and Road", "Bank of England"); words with a digit or without cased letters (CJK,
+/// Arabic) count as capitalised, so scripts without case lose nothing. On CoNLL-2003 dev
+/// this gained 0.01 F1 (README, "Evaluation").
+pub fn capitalised(text: &str, entities: Vec<Entity>) -> Vec<Entity> {
+    let map = CharMap::new(text);
+    entities
+        .into_iter()
+        .filter_map(|e| trim_lower_case_words(text, &map, e))
+        .collect()
+}
+
+/// One entity under the rule of [`capitalised`].
+fn trim_lower_case_words(text: &str, map: &CharMap, e: Entity) -> Option<Entity> {
+    let lower = |w: &str| {
+        w.chars().any(char::is_lowercase) && !w.chars().any(|c| c.is_uppercase() || c.is_numeric())
+    };
+    let slice = &text[e.span.byte_start..e.span.byte_end];
+    // Words: runs between white space, with their byte ranges in `slice`.
+    let words: Vec<(usize, usize)> = slice
+        .split_whitespace()
+        .map(|w| {
+            let at = w.as_ptr() as usize - slice.as_ptr() as usize;
+            (at, at + w.len())
+        })
+        .collect();
+    let first = words.iter().position(|&(a, b)| !lower(&slice[a..b]))?;
+    let last = words.iter().rposition(|&(a, b)| !lower(&slice[a..b]))?;
+    if first == 0 && last == words.len() - 1 {
+        return Some(e);
+    }
+    let (start, end) = (
+        e.span.byte_start + words[first].0,
+        e.span.byte_start + words[last].1,
+    );
+    let span = Span::from_bytes(map, start, end)?;
+    Some(Entity {
+        text: span.slice(text).to_string(),
+        span,
+        ..e
+    })
+}
+
 /// Join entities of one type separated by a bare hyphen: WordPiece tokenizers split
 /// "COVID-19" and "China-Pakistan" at the hyphen, which models then tag "O".
 fn join_hyphenated(text: &str, entities: Vec<Entity>) -> Vec<Entity> {
@@ -192,6 +237,37 @@ mod tests {
         v.iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn lower_case_words_at_the_ends_of_an_entity_are_not_part_of_it() {
+        let text = "the multi-billion Belt and Road initiative held telephonic talks";
+        let labels = [
+            "O", "B-MISC", "I-MISC", "I-MISC", "I-MISC", "I-MISC", "I-MISC", "I-MISC", "O",
+            "B-ORG", "O",
+        ];
+        // merge alone keeps what the model said.
+        assert_eq!(
+            merged(text, &labels),
+            pairs(&[
+                ("multi-billion Belt and Road initiative", "MISC"),
+                ("telephonic", "ORG")
+            ])
+        );
+        let capital = |text: &str, labels: &[&str]| -> Vec<(String, String)> {
+            capitalised(text, merge(text, &tag(text, labels)))
+                .into_iter()
+                .map(|e| (e.text, e.label))
+                .collect()
+        };
+        assert_eq!(capital(text, &labels), pairs(&[("Belt and Road", "MISC")]));
+        // Digits and scripts without case count as capitalised.
+        let text = "in 2021 met 李克强 and iPhone";
+        let got = capital(text, &["O", "B-MISC", "O", "B-PER", "O", "B-MISC"]);
+        assert_eq!(
+            got,
+            pairs(&[("2021", "MISC"), ("李克强", "PER"), ("iPhone", "MISC")])
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod chunks;
 pub mod entities;
+pub mod groups;
 pub mod mentions;
 pub mod offsets;
 pub mod rank;

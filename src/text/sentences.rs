@@ -102,8 +102,39 @@ pub fn dateline_len(s: &str) -> usize {
     }
 }
 
+/// The spans of the segments of `text` that are page furniture ([`is_page_furniture`]):
+/// share-button rows and the like, whose words are not the article's (entities found
+/// there, such as "WhatsApp" in "Facebook Twitter WhatsApp Email Print", are dropped).
+pub fn furniture(text: &str) -> Vec<Span> {
+    split(text)
+        .into_iter()
+        .filter(|s| s.boilerplate && is_page_furniture(s.span.slice(text)))
+        .map(|s| s.span)
+        .collect()
+}
+
 /// True for segments that are page furniture rather than article content.
 pub fn is_boilerplate(s: &str) -> bool {
+    if is_page_furniture(s) {
+        return true;
+    }
+    let words = s
+        .split(|c: char| c.is_whitespace() || c == '|' || c == '·' || c == '•')
+        .filter(|w| !w.is_empty())
+        .count();
+    // Agency sign-offs and bylines: a few words with no sentence punctuation ("PTI",
+    // "Reporting by Jane Doe"). Real sentences of three words or more end in punctuation.
+    let ends_like_sentence = s
+        .trim_end()
+        .ends_with(['.', '!', '?', '"', '”', '’', '\'', ')']);
+    words < 3 || (words <= 6 && !ends_like_sentence)
+}
+
+/// True for share-button rows ("Facebook Twitter WhatsApp Email Print"), short lines such
+/// as "Advertisement" or "Read more", and empty segments: text of the page, not of the
+/// article. Unlike [`is_boilerplate`], a short line of real words (a sign-off, a CoNLL
+/// headline such as "SOCCER - JAPAN WIN") is not furniture.
+pub fn is_page_furniture(s: &str) -> bool {
     const SHARE_WORDS: &[&str] = &[
         "facebook",
         "twitter",
@@ -154,15 +185,7 @@ pub fn is_boilerplate(s: &str) -> bool {
     if words.len() <= 12 && share * 2 > words.len() {
         return true;
     }
-    if words.len() <= 8 && PHRASES.iter().any(|p| lower.contains(p)) {
-        return true;
-    }
-    // Agency sign-offs and bylines: a few words with no sentence punctuation ("PTI",
-    // "Reporting by Jane Doe"). Real sentences of three words or more end in punctuation.
-    let ends_like_sentence = s
-        .trim_end()
-        .ends_with(['.', '!', '?', '"', '”', '’', '\'', ')']);
-    words.len() < 3 || (words.len() <= 6 && !ends_like_sentence)
+    words.len() <= 8 && PHRASES.iter().any(|p| lower.contains(p))
 }
 
 #[cfg(test)]
@@ -303,6 +326,24 @@ mod tests {
             ("“We will win,” he said.", false),
         ] {
             assert_eq!(is_boilerplate(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn page_furniture_is_share_rows_and_page_phrases_not_short_lines_of_news() {
+        let text = "Khan also congratulated China. PTI\n\nFacebook Twitter WhatsApp Email Print";
+        let spans: Vec<&str> = furniture(text).iter().map(|s| s.slice(text)).collect();
+        assert_eq!(spans, ["Facebook Twitter WhatsApp Email Print"]);
+        for (s, want) in [
+            ("Advertisement", true),
+            ("Share this article | Facebook | Twitter", true),
+            ("PTI", false),
+            ("Reporting by Jane Doe", false),
+            ("SOCCER - JAPAN GET LUCKY WIN", false),
+            ("Germany 2 Russia 1", false),
+            ("Prices rose sharply in May.", false),
+        ] {
+            assert_eq!(is_page_furniture(s), want, "{s}");
         }
     }
 

@@ -139,3 +139,147 @@ fn abstractive_with_the_default_models_says_how_to_get_a_summarizer() {
         );
     }
 }
+
+/// ExtractEntities on Khan–Li against a reader's gold list (tests/data/khan-li-call.gold.tsv,
+/// CoNLL guidelines, debatable mentions optional): mention-level precision and recall,
+/// printed, with every miss and every spurious mention named. The floors are today's
+/// values (README, "Try it"), so a worse model or pipeline fails here.
+#[test]
+fn khan_li_entities_against_the_gold_list() {
+    use gist::tasks::EntitiesJob;
+    struct Gold {
+        start: usize,
+        end: usize,
+        labels: Vec<String>,
+        optional: bool,
+        text: String,
+    }
+    let gold: Vec<Gold> =
+        std::fs::read_to_string(crate::common::repo().join("tests/data/khan-li-call.gold.tsv"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("start\t"))
+            .map(|l| {
+                let c: Vec<&str> = l.split('\t').collect();
+                Gold {
+                    start: c[0].parse().unwrap(),
+                    end: c[1].parse().unwrap(),
+                    labels: c[2].split('|').map(String::from).collect(),
+                    optional: c[3] == "yes",
+                    text: c[4].to_string(),
+                }
+            })
+            .collect();
+    let text = crate::common::khan_li();
+    let chars: Vec<char> = text.chars().collect();
+    for g in &gold {
+        assert_eq!(chars[g.start..g.end].iter().collect::<String>(), g.text);
+    }
+    let mut engine = crate::common::default_engine();
+    let job = EntitiesJob {
+        text: text.clone(),
+        min_score: 0.0,
+        labels: vec![],
+    };
+    let found = tasks::entities::extract_entities(engine.as_mut(), &job).unwrap();
+    let matches = |g: &Gold, e: &gist::text::entities::Entity| {
+        g.start == e.span.start && g.end == e.span.end && g.labels.contains(&e.label)
+    };
+    let (mut tp, mut spurious) = (0, Vec::new());
+    for e in &found.entities {
+        match gold.iter().find(|g| matches(g, e)) {
+            Some(g) if !g.optional => tp += 1,
+            Some(_) => {}
+            // A debatable span with another label counts neither way either.
+            None if gold
+                .iter()
+                .any(|g| g.optional && g.start == e.span.start && g.end == e.span.end) => {}
+            None => spurious.push(format!("{} {:?}", e.label, e.text)),
+        }
+    }
+    let missed: Vec<String> = gold
+        .iter()
+        .filter(|g| !g.optional && !found.entities.iter().any(|e| matches(g, e)))
+        .map(|g| format!("{} {:?} at {}", g.labels.join("|"), g.text, g.start))
+        .collect();
+    let required = gold.iter().filter(|g| !g.optional).count();
+    let precision = tp as f64 / (tp + spurious.len()) as f64;
+    let recall = tp as f64 / required as f64;
+    println!(
+        "Khan–Li gold: precision {precision:.3} ({tp} of {}), recall {recall:.3} ({tp} of {required})\n  spurious: {spurious:?}\n  missed: {missed:?}",
+        tp + spurious.len()
+    );
+    assert!(
+        precision >= 0.95 && recall >= 0.95,
+        "precision {precision:.3}, recall {recall:.3}: spurious {spurious:?}, missed {missed:?}"
+    );
+}
+
+/// The document's entities on Khan–Li: every "Khan" is Imran Khan, NIH is the National
+/// Institute of Health, CPEC the China-Pakistan Economic Corridor; the groups cover every
+/// mention once, most salient first.
+#[test]
+fn khan_li_entity_groups_link_surnames_and_acronyms() {
+    use gist::tasks::EntitiesJob;
+    let mut engine = crate::common::default_engine();
+    let job = EntitiesJob {
+        text: crate::common::khan_li(),
+        min_score: 0.0,
+        labels: vec![],
+    };
+    let found = tasks::entities::extract_entities(engine.as_mut(), &job).unwrap();
+    let texts = |g: &gist::text::groups::Group| -> Vec<String> {
+        g.mentions
+            .iter()
+            .map(|&i| found.entities[i].text.clone())
+            .collect()
+    };
+    let named = |name: &str| {
+        found
+            .groups
+            .iter()
+            .find(|g| g.name == name)
+            .unwrap_or_else(|| panic!("no group {name:?} in {:?}", found.groups))
+    };
+    let khan = named("Imran Khan");
+    assert_eq!(khan.label, "PER");
+    let khans = found.entities.iter().filter(|e| e.text == "Khan").count();
+    assert!(khans >= 4, "{:?}", found.entities);
+    assert_eq!(
+        texts(khan).iter().filter(|t| *t == "Khan").count(),
+        khans,
+        "{khan:?}"
+    );
+    assert!(texts(named("National Institute of Health")).contains(&"NIH".to_string()));
+    assert!(texts(named("China-Pakistan Economic Corridor")).contains(&"CPEC".to_string()));
+    let mut all: Vec<usize> = found
+        .groups
+        .iter()
+        .flat_map(|g| g.mentions.clone())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..found.entities.len()).collect::<Vec<_>>());
+    for pair in found.groups.windows(2) {
+        assert!(pair[0].salience >= pair[1].salience, "{:?}", found.groups);
+    }
+    // The article is about Pakistan, China and Khan: they lead.
+    let top: Vec<&str> = found.groups[..3].iter().map(|g| g.name.as_str()).collect();
+    for name in ["Pakistan", "China", "Imran Khan"] {
+        assert!(top.contains(&name), "{top:?}");
+    }
+    println!(
+        "{}",
+        found
+            .groups
+            .iter()
+            .map(|g| format!(
+                "{} {} ×{} {:.2}",
+                g.label,
+                g.name,
+                g.mentions.len(),
+                g.salience
+            ))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

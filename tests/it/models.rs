@@ -4,22 +4,19 @@
 use gist::engine::manifest::Manifest;
 use gist::engine::Engine;
 use gist::engine::Role;
-use gist::tasks::{self, EntitiesJob, Mode, SummarizeJob};
+use gist::tasks::{self, Mode, SummarizeJob};
 
 fn ner_engine(dir: &std::path::Path, forced: Option<&str>) -> Box<dyn Engine> {
     let ner = crate::common::tiny_ner(dir, forced);
     crate::common::engine(&Manifest::one(Role::Ner, ner))
 }
 
+/// The entities the engine's word tags make, merged (the model pipeline's words and
+/// offsets, before the entities task's text rules: with a forced label, every word is an
+/// entity, lower-case ones too).
 fn entities(engine: &mut dyn Engine, text: &str) -> Vec<gist::text::entities::Entity> {
-    let job = EntitiesJob {
-        text: text.into(),
-        min_score: 0.0,
-        labels: vec![],
-    };
-    tasks::entities::extract_entities(engine, &job)
-        .unwrap()
-        .entities
+    let tagged = engine.tag(&[text]).unwrap().pop().unwrap();
+    gist::text::entities::merge(text, &tagged.words)
 }
 
 #[test]

@@ -13,6 +13,7 @@ use crate::server::state::AppState;
 use crate::server::stream::{self, Answers};
 use crate::tasks::{Entities, EntitiesJob};
 use crate::text::entities::Entity;
+use crate::text::groups::Group;
 use crate::worker::Done;
 
 /// Most labels in an entity filter.
@@ -111,8 +112,19 @@ pub fn response(id: String, e: Entities) -> pb::ExtractEntitiesResponse {
     pb::ExtractEntitiesResponse {
         id,
         entities: e.entities.into_iter().map(entity).collect(),
+        groups: e.groups.into_iter().map(group).collect(),
         model: e.model,
         input_tokens: u32_of(e.input_tokens),
+    }
+}
+
+fn group(g: Group) -> pb::EntityGroup {
+    pb::EntityGroup {
+        count: u32_of(g.mentions.len()),
+        mentions: g.mentions.into_iter().map(u32_of).collect(),
+        name: g.name,
+        label: g.label,
+        salience: g.salience,
     }
 }
 
