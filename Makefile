@@ -1,17 +1,19 @@
 # gist: the two commands.
-#   make serve   prepare everything (libtorch, default models, grpcurl), build, serve on 127.0.0.1:50051
+#   make serve   prepare everything (libtorch, default models, grpcurl), build, serve gRPC on
+#                127.0.0.1:50051 and the HTTP/JSON API on 127.0.0.1:8080
 #   make test    prepare everything, then run the whole test suite
 # And: make bench (the benchmark suite, writes BENCHMARKS.md), make bench-quick (its smoke test).
 # Both are idempotent; downloads are cached in ~/.cache/gist.
 
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:50051
+HTTP_LISTEN ?= 127.0.0.1:8080
 
 .PHONY: serve test setup build lint bench bench-quick
 
 serve: setup
 	$(CARGO) build --release --locked
-	./target/release/gist serve --listen $(LISTEN) --models models
+	./target/release/gist serve --listen $(LISTEN) --http-listen $(HTTP_LISTEN) --models models
 
 # The tests build with the release profile: the dependencies `make serve` built are reused
 # (one build, not two), and the model tests run at release speed.

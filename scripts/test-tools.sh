@@ -11,6 +11,7 @@
 #   ip            iproute2      tests/it/multihost.rs, tests/it/image.rs: network namespaces
 #   unshare       util-linux    tests/it/image.rs: run the image's entrypoint in its own root
 #   java          openjdk-17-jre-headless   clients/spark: PySpark's JVM
+#   curl          curl          tests/it/http.rs: every HTTP endpoint and the README's examples
 #   kubectl       not installed here: bookworm's kubernetes-client (1.20) is too old for
 #                 current kustomize; the machine image has a current kubectl, and
 #                 deploy/kubernetes/check.py stops with a clear message without one
@@ -26,6 +27,7 @@ need=(
   "ip iproute2"
   "unshare util-linux"
   "java openjdk-17-jre-headless"
+  "curl curl"
 )
 
 missing=()

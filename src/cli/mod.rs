@@ -194,6 +194,10 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at `GET /metrics` on this address (off when unset).
     #[arg(long, env = "GIST_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the HTTP/JSON API (POST /v1/summarize…, GET /openapi.json) on this address
+    /// (off when unset), e.g. 127.0.0.1:8080.
+    #[arg(long, env = "GIST_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
     /// Models.
     #[command(flatten)]
     pub engine: EngineArgs,

@@ -16,9 +16,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::stream::{FuturesOrdered, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Status, Streaming};
 use tracing::Instrument;
 
@@ -72,9 +73,30 @@ where
     Out::Result: Send + 'static,
     Fut: Future<Output = Result<Done<(Out::Result, usize)>, Error>> + Send + 'static,
 {
-    let stream_id = request_id(request.metadata());
-    let deadline = stream_deadline(request.metadata(), Instant::now());
-    let inbound = request.into_inner();
+    let (metadata, _, inbound) = request.into_parts();
+    open_from(state, name, run, &metadata, inbound)
+}
+
+/// [`open`] for requests from any source (the gRPC stream's messages, or the lines of an
+/// HTTP NDJSON body): the same ordering, bound, per-item errors and shutdown. A request
+/// that cannot be read (an `Err` item) ends the stream with that status once the items
+/// before it are answered.
+pub(crate) fn open_from<Req, Out, Fut, In>(
+    state: &AppState,
+    name: &'static str,
+    run: Run<Req, Fut>,
+    metadata: &MetadataMap,
+    inbound: In,
+) -> Answers<Out>
+where
+    Req: StreamRequest + Send + 'static,
+    Out: StreamAnswer + Send + 'static,
+    Out::Result: Send + 'static,
+    Fut: Future<Output = Result<Done<(Out::Result, usize)>, Error>> + Send + 'static,
+    In: Stream<Item = Result<Req, Status>> + Send + Unpin + 'static,
+{
+    let stream_id = request_id(metadata);
+    let deadline = stream_deadline(metadata, Instant::now());
     let bound = state.stream_max_in_flight.max(1);
     let (tx, rx) = mpsc::channel(SEND_BUFFER);
     let span = tracing::info_span!("stream", rpc = name, request_id = %stream_id);
@@ -84,11 +106,11 @@ where
     ReceiverStream::new(rx)
 }
 
-async fn serve_items<Req, Out, Fut>(
+async fn serve_items<Req, Out, Fut, In>(
     state: AppState,
     name: &'static str,
     run: Run<Req, Fut>,
-    mut inbound: Streaming<Req>,
+    mut inbound: In,
     deadline: Option<Instant>,
     bound: usize,
     tx: mpsc::Sender<Result<Out, Status>>,
@@ -97,6 +119,7 @@ async fn serve_items<Req, Out, Fut>(
     Out: StreamAnswer + Send + 'static,
     Out::Result: Send + 'static,
     Fut: Future<Output = Result<Done<(Out::Result, usize)>, Error>> + Send + 'static,
+    In: Stream<Item = Result<Req, Status>> + Send + Unpin + 'static,
 {
     let metrics = state.metrics.clone();
     metrics.streams_open(1);
@@ -130,7 +153,7 @@ async fn serve_items<Req, Out, Fut>(
                     "gist is shutting down and reads no more items of this stream: send the items not answered to another replica",
                 ));
             }
-            message = inbound.message(), if reading && pending.len() < bound => match message {
+            message = inbound.next(), if reading && pending.len() < bound => match message.transpose() {
                 Ok(Some(req)) => {
                     items += 1;
                     let held = Held::new(&metrics);

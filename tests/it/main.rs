@@ -17,6 +17,7 @@ mod default_models;
 mod grpc;
 #[cfg(feature = "libtorch")]
 mod grpcurl;
+mod http;
 #[cfg(feature = "libtorch")]
 mod image;
 mod kubernetes;
