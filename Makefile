@@ -20,6 +20,7 @@ serve: setup
 test: setup
 	scripts/layers.sh
 	bash scripts/deploy-venv.sh
+	bash scripts/api-clients.sh
 	$(CARGO) test --release --locked
 
 setup:

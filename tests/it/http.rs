@@ -307,7 +307,7 @@ async fn loading_models_are_503_in_readiness_and_calls() {
 }
 
 #[tokio::test]
-async fn a_full_queue_is_429_with_retry_after_and_a_passed_deadline_504() {
+async fn a_full_queue_is_429_with_retry_after_and_a_passed_deadline_408() {
     let gate = Gate::shut();
     let worker = worker(FakeEngine::new().gated(&gate), 1);
     worker.ready().await.unwrap();
@@ -334,7 +334,7 @@ async fn a_full_queue_is_429_with_retry_after_and_a_passed_deadline_504() {
     assert_eq!(third.header("retry-after"), Some("1"));
     assert_eq!(third.header("grpc-retry-pushback-ms"), Some("250"));
 
-    // A deadline that passes while the model is held: 504, and the work never runs.
+    // A deadline that passes while the model is held: 408, and the work never runs.
     let late = post(
         &server,
         "/v1/summarize",
@@ -343,7 +343,7 @@ async fn a_full_queue_is_429_with_retry_after_and_a_passed_deadline_504() {
     )
     .await;
     let (status, code, message) = error(&late);
-    assert_eq!((status, code), (504, 4), "{message}");
+    assert_eq!((status, code), (408, 4), "{message}");
 
     gate.open();
     assert_eq!(first.await.unwrap().status, 200);

@@ -18,6 +18,7 @@ mod grpc;
 #[cfg(feature = "libtorch")]
 mod grpcurl;
 mod http;
+mod http_tools;
 #[cfg(feature = "libtorch")]
 mod image;
 mod kubernetes;

@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 use tonic::{Code, Status};
 
 /// The HTTP status of a gRPC code: the mapping of grpc-gateway and Google's APIs, except
-/// FAILED_PRECONDITION, which is 412 here (the request needs what this server lacks).
+/// FAILED_PRECONDITION, which is 412 here (the request needs what this server lacks), and
+/// DEADLINE_EXCEEDED, which is 408: the deadline is the caller's own (or the server's cap
+/// on it), and a timeout the caller chose is not a server error.
 pub fn http_status(code: Code) -> StatusCode {
     match code {
         Code::Ok => StatusCode::OK,
@@ -22,7 +24,7 @@ pub fn http_status(code: Code) -> StatusCode {
         Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
         Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
         Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::DeadlineExceeded => StatusCode::REQUEST_TIMEOUT,
         Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -114,7 +116,7 @@ mod tests {
             (Code::Unknown, 500),
             (Code::Unimplemented, 501),
             (Code::Unavailable, 503),
-            (Code::DeadlineExceeded, 504),
+            (Code::DeadlineExceeded, 408),
         ];
         for (code, want) in table {
             assert_eq!(http_status(code).as_u16(), want, "{code:?}");

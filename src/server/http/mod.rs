@@ -169,7 +169,8 @@ pub(crate) fn router(
     max_body_bytes: usize,
 ) -> Router {
     let openapi = Bytes::from(
-        serde_json::to_vec_pretty(&openapi::document()).expect("the OpenAPI document is JSON"),
+        serde_json::to_vec_pretty(&openapi::document(&state.limits))
+            .expect("the OpenAPI document is JSON"),
     );
     let http = Http {
         state,

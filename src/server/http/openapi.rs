@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::{Kind, ROUTES, TIMEOUT_HEADER};
 use crate::pb;
+use crate::server::config::Limits;
 
 /// The error statuses a POST endpoint may answer, and when.
 const ERRORS: [(&str, &str); 9] = [
@@ -22,12 +23,12 @@ const ERRORS: [(&str, &str); 9] = [
     ("429", "RESOURCE_EXHAUSTED: the task's queue is full; retry after Retry-After seconds"),
     ("500", "INTERNAL: the model failed on this input"),
     ("503", "UNAVAILABLE: models loading, the model this service needs missing, or shutting down"),
-    ("504", "DEADLINE_EXCEEDED: the deadline (X-Request-Timeout-Ms, or --request-timeout-ms) passed"),
+    ("408", "DEADLINE_EXCEEDED: the deadline (X-Request-Timeout-Ms, or --request-timeout-ms) passed"),
     ("405", "UNIMPLEMENTED: another method than POST"),
 ];
 
-/// The OpenAPI 3.0 document.
-pub fn document() -> Value {
+/// The OpenAPI 3.0 document of a server with `limits` (they become the schemas' bounds).
+pub fn document(limits: &Limits) -> Value {
     let set = FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET)
         .expect("the embedded descriptor set is valid");
     let file = set
@@ -40,10 +41,9 @@ pub fn document() -> Value {
     let inputs = request_side(file);
     for (index, message) in file.message_type.iter().enumerate() {
         let input = inputs.contains(message.name());
-        schemas.insert(
-            message.name().to_string(),
-            message_schema(file, message, index, input, &comments),
-        );
+        let mut schema = message_schema(file, message, index, input, &comments);
+        bounds(message.name(), &mut schema, limits);
+        schemas.insert(message.name().to_string(), schema);
     }
     for (index, e) in file.enum_type.iter().enumerate() {
         let values: Vec<&str> = e.value.iter().map(|v| v.name()).collect();
@@ -206,6 +206,57 @@ fn get(route: &super::Route, services: &[&str]) -> Value {
     }
 }
 
+/// The request validation rules (`rpc::check_text` and the rest) that a schema can say,
+/// so that a client (or a fuzzer) knows the limits before it is refused.
+fn bounds(message: &str, schema: &mut Value, limits: &Limits) {
+    let text = json!({"minLength": 1, "maxLength": limits.max_text_chars, "pattern": "\\S"});
+    let label = json!({"minLength": 1, "pattern": "\\S"});
+    let rules: Vec<(&str, Value)> = match message {
+        "SummarizeRequest" | "ExtractEntitiesRequest" | "AnalyzeRequest" => vec![
+            ("text", text),
+            ("max_key_points", json!({"maximum": limits.max_key_points})),
+            ("min_score", json!({"minimum": 0, "maximum": 1})),
+            (
+                "labels",
+                json!({"maxItems": rpc_max_labels(), "items": label}),
+            ),
+        ],
+        "GenerationOptions" => vec![
+            (
+                "max_length",
+                json!({"maximum": limits.max_generation_tokens}),
+            ),
+            (
+                "min_length",
+                json!({"maximum": limits.max_generation_tokens}),
+            ),
+            ("num_beams", json!({"maximum": limits.max_beams})),
+            ("no_repeat_ngram_size", json!({"maximum": 10})),
+            ("length_penalty", json!({"minimum": 0, "maximum": 5})),
+        ],
+        _ => Vec::new(),
+    };
+    for (field, rule) in rules {
+        let Some(target) = schema["properties"].get_mut(field) else {
+            continue;
+        };
+        for (key, value) in rule.as_object().into_iter().flatten() {
+            match (key.as_str(), target.get_mut("items")) {
+                ("items", Some(items)) => {
+                    for (k, v) in value.as_object().into_iter().flatten() {
+                        items[k] = v.clone();
+                    }
+                }
+                _ => target[key] = value.clone(),
+            }
+        }
+    }
+}
+
+fn rpc_max_labels() -> usize {
+    crate::server::rpc::entities::MAX_LABELS
+}
+
 /// Leading comments of the proto, by source path (`[4, message, 2, field]` for a field).
 fn comments(file: &FileDescriptorProto) -> HashMap<Vec<i32>, String> {
     let mut out = HashMap::new();
@@ -329,7 +380,7 @@ mod tests {
 
     #[test]
     fn every_route_is_documented_with_its_messages() {
-        let doc = document();
+        let doc = document(&Limits::default());
         let paths = doc["paths"].as_object().unwrap();
         assert_eq!(paths.len(), ROUTES.len());
         for route in ROUTES {
@@ -344,7 +395,7 @@ mod tests {
                     assert_eq!(schema, &format!("#/components/schemas/{request}"));
                     assert!(doc["components"]["schemas"][request].is_object());
                     assert!(doc["components"]["schemas"][route.response].is_object());
-                    for status in ["200", "400", "429", "503", "504"] {
+                    for status in ["200", "400", "408", "429", "503"] {
                         assert!(post["responses"][status].is_object(), "{status}");
                     }
                 }
@@ -354,7 +405,7 @@ mod tests {
 
     #[test]
     fn schemas_follow_the_proto() {
-        let doc = document();
+        let doc = document(&Limits::default());
         let entity = &doc["components"]["schemas"]["Entity"];
         let properties = entity["properties"].as_object().unwrap();
         for field in [
@@ -396,5 +447,9 @@ mod tests {
         assert_eq!(labels["type"], "array");
         // Part of a request: nothing in it is required.
         assert!(doc["components"]["schemas"]["GenerationOptions"]["required"].is_null());
+        // The limits become bounds.
+        let request = &doc["components"]["schemas"]["SummarizeRequest"]["properties"];
+        assert_eq!(request["max_key_points"]["maximum"], 20);
+        assert_eq!(request["text"]["maxLength"], 100_000);
     }
 }
