@@ -5,12 +5,14 @@
 //! - [`serve`]: `gist serve`, and the in-process server of `gist batch --local`;
 //! - [`run`]: `gist summarize`, `gist entities`, `gist batch`;
 //! - [`eval`]: `gist eval ner|summarize`;
-//! - [`models`]: `gist models import|pull`.
+//! - [`models`]: `gist models import|pull`;
+//! - [`telemetry`]: the log subscriber and the OTLP trace exporter.
 
 pub mod eval;
 pub mod models;
 pub mod run;
 pub mod serve;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -174,6 +176,11 @@ pub struct LogArgs {
     /// Log format; the level comes from RUST_LOG (default "info").
     #[arg(long, env = "GIST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// Export traces over OTLP/gRPC to this collector, e.g. http://127.0.0.1:4317 (off when
+    /// unset): a span per request, parented to the caller's W3C traceparent, with child
+    /// spans for queue wait, batch formation and model time.
+    #[arg(long, env = "GIST_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Log formats.

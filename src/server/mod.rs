@@ -10,7 +10,8 @@
 //! - [`stream`]: the bidirectional streams of every task;
 //! - [`health`]: the health service, from one table of services and their tasks;
 //! - [`security`]: TLS, mTLS and bearer tokens;
-//! - [`http`]: the HTTP/JSON API beside gRPC (`--http-listen`), through the same services.
+//! - [`http`]: the HTTP/JSON API beside gRPC (`--http-listen`), through the same services;
+//! - [`trace`]: OpenTelemetry spans of requests (`--otlp-endpoint`), free when off.
 //!
 //! gRPC-Web (tonic-web) is served on the gRPC port too, for browsers.
 
@@ -22,6 +23,7 @@ pub mod rpc;
 pub mod security;
 pub mod state;
 pub(crate) mod stream;
+pub mod trace;
 
 use std::future::Future;
 use std::time::Duration;

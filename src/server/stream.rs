@@ -99,7 +99,8 @@ where
     let deadline = stream_deadline(metadata, Instant::now());
     let bound = state.stream_max_in_flight.max(1);
     let (tx, rx) = mpsc::channel(SEND_BUFFER);
-    let span = tracing::info_span!("stream", rpc = name, request_id = %stream_id);
+    let span = tracing::info_span!("stream", otel.name = name, otel.kind = "server", rpc = name, request_id = %stream_id);
+    super::trace::set_parent(&span, metadata);
     tokio::spawn(
         serve_items(state.clone(), name, run, inbound, deadline, bound, tx).instrument(span),
     );
@@ -172,7 +173,7 @@ async fn serve_items<Req, Out, Fut, In>(
                             Some(err) => Err(err),
                             None => run(state, req, deadline).await,
                         };
-                        let outcome = item_outcome(&metrics, name, started, result);
+                        let outcome = item_outcome(&metrics, name, &id, started, result);
                         (id, outcome, held)
                     });
                 }
@@ -211,12 +212,15 @@ async fn shutting_down(closed: &mut tokio::sync::watch::Receiver<bool>) {
 fn item_outcome<Res>(
     metrics: &Metrics,
     rpc: &'static str,
+    id: &str,
     started: Instant,
     result: Result<Done<(Res, usize)>, Error>,
 ) -> Result<Res, pb::ItemError> {
     let elapsed = started.elapsed();
     match result {
         Ok(done) => {
+            // The item's queue, batch and model spans, under the stream's span.
+            super::trace::children(&tracing::Span::current(), id, &done.timing);
             let (value, tokens) = done.value;
             metrics.answered(rpc, tonic::Code::Ok, elapsed);
             metrics.tokens(rpc, tokens);

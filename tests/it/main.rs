@@ -29,6 +29,7 @@ mod models_cli;
 #[cfg(feature = "libtorch")]
 mod models_pull;
 mod multihost;
+mod otlp;
 #[cfg(feature = "libtorch")]
 mod python_client;
 mod python_pool;
