@@ -367,6 +367,37 @@ async fn a_full_queue_is_429_with_retry_after_and_a_passed_deadline_408() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_http_calls_and_refuses_new_ones() {
+    let gate = Gate::shut();
+    let worker = worker(FakeEngine::new().gated(&gate), 4);
+    worker.ready().await.unwrap();
+    let mut server =
+        TestServer::start_http(worker.clone(), Limits::default(), ServerArgs::default()).await;
+    let held = tokio::spawn(curl_owned(vec![
+        url(&server, "/v1/entities"),
+        "-d".into(),
+        r#"{"text": "He met Imran Khan."}"#.into(),
+    ]));
+    gate.arrived(1).await;
+    server.signal_stop();
+    // Health turns NOT_SERVING at once; the HTTP listener still answers while draining.
+    let ready = url(&server, "/readyz");
+    crate::common::until_async(|| {
+        let ready = ready.clone();
+        async move { curl(&[&ready]).await.status == 503 }
+    })
+    .await;
+    let refused = post(&server, "/v1/summarize", r#"{"text": "Too late."}"#, &[]).await;
+    let (status, code, message) = error(&refused);
+    assert_eq!((status, code), (503, 14), "{message}");
+    assert!(message.contains("shutting down"), "{message}");
+    gate.open();
+    let held = held.await.unwrap();
+    assert_eq!(held.status, 200, "the accepted call is answered: {held:?}");
+    server.stop().await;
+}
+
 async fn curl_owned(args: Vec<String>) -> Curl {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     curl(&args).await

@@ -66,7 +66,10 @@ pub fn document(limits: &Limits) -> Value {
             }
         }),
     );
-    let service_names: Vec<&str> = super::SERVICES.iter().map(|(name, _)| *name).collect();
+    let service_names: Vec<&str> = crate::server::rpc::SERVICES
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
     let health_status =
         json!({"type": "string", "enum": ["SERVING", "NOT_SERVING", "UNKNOWN", "SERVICE_UNKNOWN"]});
     schemas.insert(

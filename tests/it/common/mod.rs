@@ -165,6 +165,13 @@ impl TestServer {
             .unwrap()
     }
 
+    /// Signal the shutdown (as SIGTERM does) without waiting for the drain.
+    pub fn signal_stop(&mut self) {
+        if let Some(tx) = self.shutdown_tx.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Stop the server and wait for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown_tx.take() {
