@@ -670,3 +670,95 @@ async fn the_readme_curl_examples_work_as_written() {
     }
     server.stop().await;
 }
+
+/// The frames of a gRPC-Web text body: base64 segments (each frame encoded on its own, so
+/// padding may sit in the middle), decoded into `(flag, payload)` pairs.
+fn grpc_web_text_frames(body: &str) -> Vec<(u8, Vec<u8>)> {
+    use base64::Engine as _;
+    let mut bytes = Vec::new();
+    let mut segment = String::new();
+    let mut chars = body.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        segment.push(c);
+        if c == '=' && chars.peek() != Some(&'=') {
+            bytes.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(&segment)
+                    .unwrap(),
+            );
+            segment.clear();
+        }
+    }
+    if !segment.is_empty() {
+        bytes.extend(
+            base64::engine::general_purpose::STANDARD
+                .decode(&segment)
+                .unwrap(),
+        );
+    }
+    let mut frames = Vec::new();
+    let mut rest = &bytes[..];
+    while rest.len() >= 5 {
+        let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
+        frames.push((rest[0], rest[5..5 + len].to_vec()));
+        rest = &rest[5 + len..];
+    }
+    assert!(rest.is_empty(), "a torn frame");
+    frames
+}
+
+#[tokio::test]
+async fn grpc_web_text_is_answered_on_the_grpc_port() {
+    // What a browser's grpc-web client sends in its default text mode, over HTTP/1.1.
+    use base64::Engine as _;
+    use prost::Message as _;
+    let server = server(FakeEngine::new()).await;
+    let text = "🚀 He met Imran Khan in Islamabad.";
+    let message = gist::pb::ExtractEntitiesRequest {
+        text: text.into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend((message.len() as u32).to_be_bytes());
+    frame.extend(message);
+    let body = base64::engine::general_purpose::STANDARD.encode(frame);
+    let answer = curl(&[
+        &format!(
+            "http://{}/gist.v1.EntityExtractor/ExtractEntities",
+            server.addr
+        ),
+        "--http1.1",
+        "-H",
+        "content-type: application/grpc-web-text",
+        "-H",
+        "accept: application/grpc-web-text",
+        "-H",
+        "x-grpc-web: 1",
+        "--data-binary",
+        &body,
+    ])
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(
+        answer
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/grpc-web-text")),
+        "{answer:?}"
+    );
+    let frames = grpc_web_text_frames(&answer.body);
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert_eq!(frames[0].0, 0, "a data frame first");
+    let response = gist::pb::ExtractEntitiesResponse::decode(&frames[0].1[..]).unwrap();
+    let names: Vec<&str> = response.entities.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(names, ["Imran Khan", "Islamabad"]);
+    let units: Vec<u16> = text.encode_utf16().collect();
+    for e in &response.entities {
+        let slice = &units[e.utf16_start as usize..e.utf16_end as usize];
+        assert_eq!(String::from_utf16(slice).unwrap(), e.text);
+    }
+    assert_eq!(frames[1].0, 0x80, "then the trailers");
+    let trailers = String::from_utf8(frames[1].1.clone()).unwrap();
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    server.stop().await;
+}
