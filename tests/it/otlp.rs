@@ -3,7 +3,7 @@
 //! tonic server on port 0). A gRPC call and an HTTP call, each with its own W3C
 //! `traceparent`, must come back as gist spans in the caller's trace, parented to the
 //! caller's span, each with queue_wait, batch_formation and model children that carry the
-//! batch size and the request id.
+//! batch size and the request id; an NDJSON batch is one span with those children per item.
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -183,6 +183,19 @@ async fn spans_reach_an_otlp_receiver_in_the_callers_trace() {
     .await;
     assert_eq!(answer.status, 200, "{answer:?}");
 
+    // An NDJSON batch in a third trace: one span for the stream, children per item.
+    let (batch_trace, batch_parent) = ("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174");
+    let answer = curl(&[
+        &format!("http://{http}/v1/entities:batch"),
+        "-H",
+        &format!("traceparent: 00-{batch_trace}-{batch_parent}-01"),
+        "--data-binary",
+        "{\"id\": \"item-1\", \"text\": \"He met Imran Khan.\"}\n{\"id\": \"item-2\", \"text\": \"Li Keqiang spoke.\"}\n",
+    ])
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body.lines().count(), 2, "{answer:?}");
+
     // SIGTERM: gist drains, then flushes its exporter before it exits.
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
@@ -214,4 +227,21 @@ async fn spans_reach_an_otlp_receiver_in_the_callers_trace() {
         "ExtractEntities",
         "otel-http",
     );
+    let stream = spans
+        .iter()
+        .find(|s| hex(&s.trace_id) == batch_trace && hex(&s.parent_span_id) == batch_parent)
+        .expect("the batch's stream span under the caller's span");
+    assert_eq!(stream.name, "ExtractEntitiesStream");
+    for item in ["item-1", "item-2"] {
+        let children: Vec<&str> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == stream.span_id)
+            .filter(|s| attribute(s, "gist.request_id") == Some(Value::StringValue(item.into())))
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(children.len(), 3, "{item}: {children:?}");
+        for name in ["queue_wait", "batch_formation", "model"] {
+            assert!(children.contains(&name), "{item}: {children:?}");
+        }
+    }
 }
