@@ -1,11 +1,13 @@
 # gist: the two commands.
-#   make serve   prepare everything (libtorch, default models, grpcurl), build, serve on 127.0.0.1:50051
+#   make serve   prepare everything (libtorch, default models, grpcurl), build, serve gRPC on
+#                127.0.0.1:50051 and the HTTP/JSON API on 127.0.0.1:8080
 #   make test    prepare everything, then run the whole test suite
 # And: make bench (the benchmark suite, writes BENCHMARKS.md), make bench-quick (its smoke test).
 # Both are idempotent; downloads are cached in ~/.cache/gist.
 
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:50051
+HTTP_LISTEN ?= 127.0.0.1:8080
 
 # The libtorch-free build (README, "Runtimes"): ONNX Runtime only, what the image ships.
 ONNX_ONLY = --no-default-features --features onnx
@@ -14,7 +16,7 @@ ONNX_ONLY = --no-default-features --features onnx
 
 serve: setup
 	$(CARGO) build --release --locked
-	./target/release/gist serve --listen $(LISTEN) --models models
+	./target/release/gist serve --listen $(LISTEN) --http-listen $(HTTP_LISTEN) --models models
 
 # The tests build with the release profile: the dependencies `make serve` built are reused
 # (one build, not two), and the model tests run at release speed. Both builds are tested:
@@ -22,6 +24,7 @@ serve: setup
 test: setup
 	scripts/layers.sh
 	bash scripts/deploy-venv.sh
+	bash scripts/api-clients.sh
 	$(CARGO) test --release --locked
 	$(CARGO) test --release --locked $(ONNX_ONLY)
 

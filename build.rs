@@ -1,6 +1,7 @@
 //! Build script: generates the gRPC code (tonic + prost) with a descriptor set for server
-//! reflection, and (with the `libtorch` feature) gives our binaries and tests an rpath to
-//! libtorch so that they run with no `LD_LIBRARY_PATH`.
+//! reflection and the messages' proto3 JSON mapping (pbjson), and (with the `libtorch`
+//! feature) gives our binaries and tests an rpath to libtorch so that they run with no
+//! `LD_LIBRARY_PATH`.
 
 use std::{env, path::PathBuf};
 
@@ -11,19 +12,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         unsafe { env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
     }
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    // Results are also written as JSON Lines by `gist batch`: messages serialize with their
-    // proto field names, enums by their proto names.
-    let mut config = tonic_prost_build::configure()
-        .file_descriptor_set_path(out_dir.join("gist_descriptor.bin"))
-        .message_attribute(".gist.v1", "#[derive(serde::Serialize)]")
-        .enum_attribute(".gist.v1", "#[derive(serde::Serialize)]");
-    for message in ["SummarizeResponse", "AnalyzeRequest", "SummarizeRequest"] {
-        config = config.field_attribute(
-            format!(".gist.v1.{message}.mode"),
-            "#[serde(serialize_with = \"crate::pb::summary_mode_name\")]",
-        );
-    }
-    config.compile_protos(&["proto/gist/v1/gist.proto"], &["proto"])?;
+    let descriptor_path = out_dir.join("gist_descriptor.bin");
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(&descriptor_path)
+        .compile_protos(&["proto/gist/v1/gist.proto"], &["proto"])?;
+    // serde impls of every message in the proto3 JSON mapping (pbjson): the HTTP API's
+    // bodies and `gist batch`'s result lines. Printed with the proto field names
+    // (`key_points`, `byte_start`, one of the two spellings the mapping allows; parsers
+    // accept both) and every field present, zero values included; enums by name.
+    let descriptors = std::fs::read(&descriptor_path)?;
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptors)?
+        .preserve_proto_field_names()
+        .emit_fields()
+        .build(&[".gist.v1"])?;
     println!("cargo:rerun-if-changed=proto");
 
     // Only the `libtorch` feature links libtorch.

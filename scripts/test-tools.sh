@@ -11,6 +11,10 @@
 #   ip            iproute2      tests/it/multihost.rs, tests/it/image.rs: network namespaces
 #   unshare       util-linux    tests/it/image.rs: run the image's entrypoint in its own root
 #   java          openjdk-17-jre-headless   clients/spark: PySpark's JVM
+#   curl          curl          tests/it/http.rs: every HTTP endpoint and the README's examples
+#   prometheus    prometheus    tests/it/http_tools.rs: a real scrape of GET /metrics and PromQL
+#   node, npm     nodejs, npm   tests/it/http_tools.rs: the Node.js gRPC and gRPC-Web clients
+#                               (the machine image has Node.js 20 + npm 11; Debian's 18 + 9 do too)
 #   kubectl       not installed here: bookworm's kubernetes-client (1.20) is too old for
 #                 current kustomize; the machine image has a current kubectl, and
 #                 deploy/kubernetes/check.py stops with a clear message without one
@@ -26,6 +30,10 @@ need=(
   "ip iproute2"
   "unshare util-linux"
   "java openjdk-17-jre-headless"
+  "curl curl"
+  "prometheus prometheus"
+  "node nodejs"
+  "npm npm"
 )
 
 missing=()

@@ -1,13 +1,20 @@
 //! The `gist` binary: parse flags, set up logging, dispatch to a command of [`gist::cli`].
 
 use clap::Parser;
-use gist::cli::{self, Cli, Command, EvalCommand, LogFormat};
+use gist::cli::{self, Cli, Command, EvalCommand};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.log.log_format);
-    match cli.command {
+    let telemetry = cli::telemetry::init(&cli.log)?;
+    let result = run(cli.command).await;
+    // The last spans are sent before the process exits.
+    tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
+    result
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => cli::serve::serve(args).await,
         Command::Summarize(args) => cli::run::summarize(args).await,
         Command::Entities(args) => cli::run::entities(args).await,
@@ -33,18 +40,5 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-    }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }

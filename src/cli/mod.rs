@@ -5,12 +5,14 @@
 //! - [`serve`]: `gist serve`, and the in-process server of `gist batch --local`;
 //! - [`run`]: `gist summarize`, `gist entities`, `gist batch`;
 //! - [`eval`]: `gist eval ner|summarize`;
-//! - [`models`]: `gist models import|pull`.
+//! - [`models`]: `gist models import|pull`;
+//! - [`telemetry`]: the log subscriber and the OTLP trace exporter.
 
 pub mod eval;
 pub mod models;
 pub mod run;
 pub mod serve;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -183,6 +185,11 @@ pub struct LogArgs {
     /// Log format; the level comes from RUST_LOG (default "info").
     #[arg(long, env = "GIST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// Export traces over OTLP/gRPC to this collector, e.g. http://127.0.0.1:4317 (off when
+    /// unset): a span per request, parented to the caller's W3C traceparent, with child
+    /// spans for queue wait, batch formation and model time.
+    #[arg(long, env = "GIST_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Log formats.
@@ -203,6 +210,10 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at `GET /metrics` on this address (off when unset).
     #[arg(long, env = "GIST_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the HTTP/JSON API (POST /v1/summarize…, GET /openapi.json) on this address
+    /// (off when unset), e.g. 127.0.0.1:8080.
+    #[arg(long, env = "GIST_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
     /// Models.
     #[command(flatten)]
     pub engine: EngineArgs,

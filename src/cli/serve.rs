@@ -48,9 +48,25 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = metrics_stopped.await;
         }));
     }
+    let http_listener = match args.http_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--http-listen)"))?,
+        ),
+        None => None,
+    };
     let worker = spawn_worker(args.engine.clone(), args.worker, metrics);
     let state = AppState::new(worker, args.limits, &args.server);
-    server::serve_with_security(listener, state, args.server, security, shutdown_signal()).await?;
+    server::serve_listeners(
+        listener,
+        http_listener,
+        state,
+        args.server,
+        security,
+        shutdown_signal(),
+    )
+    .await?;
     let _ = stop_metrics.send(());
     tracing::info!("stopped");
     Ok(())

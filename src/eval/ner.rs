@@ -328,6 +328,8 @@ mod tests {
                 end,
                 byte_start: start,
                 byte_end: end,
+                utf16_start: start,
+                utf16_end: end,
             },
         };
         // An entity ending inside a token still claims it ("U.S" of "U.S.").

@@ -129,8 +129,9 @@ where
     let received = Instant::now();
     let id = request_id(request.metadata());
     let deadline = deadline(request.metadata(), state.request_timeout, received);
+    let span = tracing::info_span!("rpc", otel.name = rpc, otel.kind = "server", rpc, request_id = %id, total_ms = tracing::field::Empty, queue_ms = tracing::field::Empty, code = tracing::field::Empty);
+    super::trace::set_parent(&span, request.metadata());
     let req = request.into_inner();
-    let span = tracing::info_span!("rpc", rpc, request_id = %id, total_ms = tracing::field::Empty, queue_ms = tracing::field::Empty, code = tracing::field::Empty);
     async move {
         state.metrics.in_flight(1);
         let _in_flight = InFlight(&state.metrics);
@@ -150,6 +151,7 @@ where
                 let (message, tokens) = done.value;
                 span.record("queue_ms", done.timing.queue.as_millis() as u64);
                 span.record("code", "OK");
+                super::trace::children(&span, &id, &done.timing);
                 state.metrics.answered(rpc, tonic::Code::Ok, total);
                 state.metrics.tokens(rpc, tokens);
                 tracing::info!("answered");

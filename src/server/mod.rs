@@ -9,15 +9,21 @@
 //! - [`rpc`]: one module per service: validate, queue, convert;
 //! - [`stream`]: the bidirectional streams of every task;
 //! - [`health`]: the health service, from one table of services and their tasks;
-//! - [`security`]: TLS, mTLS and bearer tokens.
+//! - [`security`]: TLS, mTLS and bearer tokens;
+//! - [`http`]: the HTTP/JSON API beside gRPC (`--http-listen`), through the same services;
+//! - [`trace`]: OpenTelemetry spans of requests (`--otlp-endpoint`), free when off.
+//!
+//! gRPC-Web (tonic-web) is served on the gRPC port too, for browsers.
 
 pub mod config;
 pub(crate) mod context;
 pub mod health;
+pub mod http;
 pub mod rpc;
 pub mod security;
 pub mod state;
 pub(crate) mod stream;
+pub mod trace;
 
 use std::future::Future;
 use std::time::Duration;
@@ -46,6 +52,9 @@ pub enum ServeError {
     /// The transport failed.
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
+    /// The HTTP listener failed.
+    #[error("the HTTP listener failed: {0}")]
+    Http(#[source] std::io::Error),
 }
 
 /// Serve gist on an already-bound listener until `shutdown` completes, with the security
@@ -78,6 +87,30 @@ pub async fn serve_with_security(
     security: Security,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    serve_listeners(listener, None, state, args, security, shutdown).await
+}
+
+/// [`serve_with_security`], and with `http` the HTTP/JSON API on that listener, over the
+/// same state, credentials and health; shut down together (HTTP stops taking connections
+/// once the accepted requests are drained, as gRPC does).
+///
+/// # Errors
+/// [`ServeError::Security`] when `http` is given with TLS on (the HTTP listener serves
+/// plain HTTP only); the transport's or the HTTP listener's error if either cannot run.
+pub async fn serve_listeners(
+    listener: TcpListener,
+    http: Option<TcpListener>,
+    state: AppState,
+    args: ServerArgs,
+    security: Security,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    if http.is_some() && security.tls().is_some() {
+        return Err(SecurityError::Usage(
+            "--http-listen serves plain HTTP and cannot be combined with --tls-cert: put a TLS-terminating proxy in front of it, or use gRPC-Web on the TLS gRPC port",
+        )
+        .into());
+    }
     if let Ok(address) = listener.local_addr() {
         security.log(address);
     }
@@ -87,7 +120,10 @@ pub async fn serve_with_security(
     }
     let auth = security.auth();
 
-    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let reporter = tonic_health::server::HealthReporter::new();
+    let health_service = tonic_health::pb::health_server::HealthServer::new(
+        tonic_health::server::HealthService::from_health_reporter(reporter.clone()),
+    );
     health::not_serving(&reporter).await;
     let health_task = tokio::spawn(health::follow_worker(
         state.worker.state(),
@@ -113,9 +149,32 @@ pub async fn serve_with_security(
     let analyzer = AnalyzerServer::new(AnalyzerService(state.clone()))
         .max_decoding_message_size(args.max_message_bytes);
 
+    // The HTTP API: the same state, credentials and health statuses.
+    let (drained_tx, drained_rx) = tokio::sync::watch::channel(false);
+    let drained_tx = std::sync::Arc::new(drained_tx);
+    let http_task = match http {
+        Some(http_listener) => {
+            if let Ok(address) = http_listener.local_addr() {
+                tracing::info!(%address, "HTTP/JSON API (GET /openapi.json describes it)");
+            }
+            let app = http::router(
+                state.clone(),
+                auth.clone(),
+                tonic_health::server::HealthService::from_health_reporter(reporter.clone()),
+                args.max_message_bytes,
+            );
+            let mut drained_rx = drained_rx;
+            Some(tokio::spawn(http::serve(http_listener, app, async move {
+                let _ = drained_rx.wait_for(|drained| *drained).await;
+            })))
+        }
+        None => None,
+    };
+
     let follower = health_task.abort_handle();
     let worker = state.worker.clone();
     let drain_timeout = Duration::from_secs(args.drain_timeout_secs);
+    let http_stop = drained_tx.clone();
     let drained = async move {
         shutdown.await;
         tracing::info!(
@@ -126,6 +185,7 @@ pub async fn serve_with_security(
         health::not_serving(&reporter).await;
         let in_time = worker.drain(drain_timeout).await;
         tracing::info!(in_time, "accepted requests answered");
+        let _ = http_stop.send(true);
     };
 
     let keepalive = Duration::from_secs(args.keepalive_secs.max(1));
@@ -133,6 +193,10 @@ pub async fn serve_with_security(
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .concurrency_limit_per_connection(args.concurrency_per_connection.max(1))
+        // gRPC-Web (HTTP/1.1 and HTTP/2, binary and text) for browsers, beside plain gRPC:
+        // the layer translates it into ordinary gRPC calls of the same services.
+        .accept_http1(true)
+        .layer(tonic_web::GrpcWebLayer::new())
         .add_service(health_service)
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
@@ -148,5 +212,14 @@ pub async fn serve_with_security(
         )
         .await;
     health_task.abort();
-    Ok(result?)
+    // Should gRPC stop on its own error, HTTP stops too.
+    let _ = drained_tx.send(true);
+    result?;
+    if let Some(task) = http_task {
+        match task.await {
+            Ok(result) => result.map_err(ServeError::Http)?,
+            Err(e) => return Err(ServeError::Http(std::io::Error::other(e))),
+        }
+    }
+    Ok(())
 }

@@ -20,6 +20,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Most items one stream holds at a time.
     pub stream_max_in_flight: usize,
+    /// Largest request message (an HTTP body, one NDJSON line), in bytes.
+    pub max_message_bytes: usize,
 }
 
 impl AppState {
@@ -31,6 +33,7 @@ impl AppState {
             limits,
             request_timeout: args.request_timeout(),
             stream_max_in_flight: args.stream_max_in_flight.max(1),
+            max_message_bytes: args.max_message_bytes,
         }
     }
 }

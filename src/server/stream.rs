@@ -16,9 +16,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::stream::{FuturesOrdered, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Status, Streaming};
 use tracing::Instrument;
 
@@ -72,23 +73,45 @@ where
     Out::Result: Send + 'static,
     Fut: Future<Output = Result<Done<(Out::Result, usize)>, Error>> + Send + 'static,
 {
-    let stream_id = request_id(request.metadata());
-    let deadline = stream_deadline(request.metadata(), Instant::now());
-    let inbound = request.into_inner();
+    let (metadata, _, inbound) = request.into_parts();
+    open_from(state, name, run, &metadata, inbound)
+}
+
+/// [`open`] for requests from any source (the gRPC stream's messages, or the lines of an
+/// HTTP NDJSON body): the same ordering, bound, per-item errors and shutdown. A request
+/// that cannot be read (an `Err` item) ends the stream with that status once the items
+/// before it are answered.
+pub(crate) fn open_from<Req, Out, Fut, In>(
+    state: &AppState,
+    name: &'static str,
+    run: Run<Req, Fut>,
+    metadata: &MetadataMap,
+    inbound: In,
+) -> Answers<Out>
+where
+    Req: StreamRequest + Send + 'static,
+    Out: StreamAnswer + Send + 'static,
+    Out::Result: Send + 'static,
+    Fut: Future<Output = Result<Done<(Out::Result, usize)>, Error>> + Send + 'static,
+    In: Stream<Item = Result<Req, Status>> + Send + Unpin + 'static,
+{
+    let stream_id = request_id(metadata);
+    let deadline = stream_deadline(metadata, Instant::now());
     let bound = state.stream_max_in_flight.max(1);
     let (tx, rx) = mpsc::channel(SEND_BUFFER);
-    let span = tracing::info_span!("stream", rpc = name, request_id = %stream_id);
+    let span = tracing::info_span!("stream", otel.name = name, otel.kind = "server", rpc = name, request_id = %stream_id);
+    super::trace::set_parent(&span, metadata);
     tokio::spawn(
         serve_items(state.clone(), name, run, inbound, deadline, bound, tx).instrument(span),
     );
     ReceiverStream::new(rx)
 }
 
-async fn serve_items<Req, Out, Fut>(
+async fn serve_items<Req, Out, Fut, In>(
     state: AppState,
     name: &'static str,
     run: Run<Req, Fut>,
-    mut inbound: Streaming<Req>,
+    mut inbound: In,
     deadline: Option<Instant>,
     bound: usize,
     tx: mpsc::Sender<Result<Out, Status>>,
@@ -97,6 +120,7 @@ async fn serve_items<Req, Out, Fut>(
     Out: StreamAnswer + Send + 'static,
     Out::Result: Send + 'static,
     Fut: Future<Output = Result<Done<(Out::Result, usize)>, Error>> + Send + 'static,
+    In: Stream<Item = Result<Req, Status>> + Send + Unpin + 'static,
 {
     let metrics = state.metrics.clone();
     metrics.streams_open(1);
@@ -130,7 +154,7 @@ async fn serve_items<Req, Out, Fut>(
                     "gist is shutting down and reads no more items of this stream: send the items not answered to another replica",
                 ));
             }
-            message = inbound.message(), if reading && pending.len() < bound => match message {
+            message = inbound.next(), if reading && pending.len() < bound => match message.transpose() {
                 Ok(Some(req)) => {
                     items += 1;
                     let held = Held::new(&metrics);
@@ -149,7 +173,7 @@ async fn serve_items<Req, Out, Fut>(
                             Some(err) => Err(err),
                             None => run(state, req, deadline).await,
                         };
-                        let outcome = item_outcome(&metrics, name, started, result);
+                        let outcome = item_outcome(&metrics, name, &id, started, result);
                         (id, outcome, held)
                     });
                 }
@@ -188,12 +212,15 @@ async fn shutting_down(closed: &mut tokio::sync::watch::Receiver<bool>) {
 fn item_outcome<Res>(
     metrics: &Metrics,
     rpc: &'static str,
+    id: &str,
     started: Instant,
     result: Result<Done<(Res, usize)>, Error>,
 ) -> Result<Res, pb::ItemError> {
     let elapsed = started.elapsed();
     match result {
         Ok(done) => {
+            // The item's queue, batch and model spans, under the stream's span.
+            super::trace::children(&tracing::Span::current(), id, &done.timing);
             let (value, tokens) = done.value;
             metrics.answered(rpc, tonic::Code::Ok, elapsed);
             metrics.tokens(rpc, tokens);

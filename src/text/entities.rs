@@ -177,11 +177,7 @@ fn join_hyphenated(text: &str, entities: Vec<Entity>) -> Vec<Entity> {
                 .get(last.span.byte_end..e.span.byte_start)
                 .unwrap_or(" ");
             if last.label == e.label && matches!(between, "-" | "‐" | "–") {
-                last.span = Span {
-                    end: e.span.end,
-                    byte_end: e.span.byte_end,
-                    ..last.span
-                };
+                last.span = last.span.to(e.span);
                 last.text = last.span.slice(text).to_string();
                 last.score = (last.score + e.score) / 2.0;
                 continue;

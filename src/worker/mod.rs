@@ -93,6 +93,11 @@ pub struct Timing {
     pub inference: Duration,
     /// Requests in that batch.
     pub batch_size: usize,
+    /// The end of `queue` spent forming the batch: from when the model thread began
+    /// gathering this task's batch (or the request arrived, if later) until the model ran.
+    pub formation: Duration,
+    /// When the model started on the batch (trace spans are placed from it).
+    pub model_started: Option<std::time::Instant>,
 }
 
 /// A result with its timing.

@@ -48,14 +48,15 @@ where
     tracing::info!(load_ms = started.elapsed().as_millis() as u64, models = ?info, "models loaded");
     state.0.send_replace(WorkerState::Ready(info));
 
-    while let Some((task, batch)) = next_batch(&shared) {
-        run(&shared, task, batch, engine.as_mut());
+    while let Some((task, batch, formed)) = next_batch(&shared) {
+        run(&shared, task, batch, formed, engine.as_mut());
     }
     tracing::info!("model thread stopped: queues closed and drained");
 }
 
-/// Wait for work and take the next batch; `None` once closed and empty.
-fn next_batch(shared: &Shared) -> Option<(Task, Vec<Pending>)> {
+/// Wait for work and take the next batch, with when its forming began; `None` once closed
+/// and empty.
+fn next_batch(shared: &Shared) -> Option<(Task, Vec<Pending>, Instant)> {
     let mut q = shared.lock();
     let task = loop {
         if let Some(task) = q.oldest() {
@@ -66,6 +67,7 @@ fn next_batch(shared: &Shared) -> Option<(Task, Vec<Pending>)> {
         }
         q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
     };
+    let formed = Instant::now();
     let args = shared.args;
     let delay = Duration::from_millis(args.batch_delay_ms);
     if !delay.is_zero() {
@@ -84,7 +86,7 @@ fn next_batch(shared: &Shared) -> Option<(Task, Vec<Pending>)> {
     }
     let batch = q.take(task, args.max_batch, args.max_batch_tokens);
     shared.publish_depths(&q);
-    Some((task, batch))
+    Some((task, batch, formed))
 }
 
 /// The `--max-text-tokens` rule, with the tokenizer of the model that will read the text.
@@ -117,7 +119,7 @@ fn within_tokens(
 
 /// Answer expired requests, drop abandoned ones, refuse those over the token limit, run the
 /// rest as one batch and send each caller its own result.
-fn run(shared: &Shared, task: Task, items: Vec<Pending>, engine: &mut dyn Engine) {
+fn run(shared: &Shared, task: Task, items: Vec<Pending>, formed: Instant, engine: &mut dyn Engine) {
     let metrics = &shared.metrics;
     let queue = task.name();
     let now = Instant::now();
@@ -177,6 +179,8 @@ fn run(shared: &Shared, task: Task, items: Vec<Pending>, engine: &mut dyn Engine
             queue: started - item.enqueued,
             inference,
             batch_size: size,
+            formation: started - formed.max(item.enqueued),
+            model_started: Some(started),
         };
         metrics.queued(queue, timing.queue);
         let result = result.map_err(|err| match err {

@@ -161,6 +161,7 @@ async fn entities_are_merged_filtered_and_carry_both_offsets() {
     let got: Vec<&str> = resp.entities.iter().map(|e| e.text.as_str()).collect();
     assert_eq!(got, ["Imran Khan", "Islamabad", "Li Keqiang"]);
     let bytes = text.as_bytes();
+    let utf16: Vec<u16> = text.encode_utf16().collect();
     for e in &resp.entities {
         assert_eq!(e.label, "MISC");
         assert_eq!(char_slice(text, e.start, e.end), e.text);
@@ -168,7 +169,14 @@ async fn entities_are_merged_filtered_and_carry_both_offsets() {
             &bytes[e.byte_start as usize..e.byte_end as usize],
             e.text.as_bytes()
         );
+        assert_eq!(
+            String::from_utf16(&utf16[e.utf16_start as usize..e.utf16_end as usize]).unwrap(),
+            e.text
+        );
     }
+    // After the rocket (two UTF-16 units, one code point) the units run one ahead.
+    let islamabad = &resp.entities[1];
+    assert_eq!(islamabad.utf16_start, islamabad.start + 1);
 
     let filtered = client
         .extract_entities(pb::ExtractEntitiesRequest {

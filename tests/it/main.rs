@@ -19,6 +19,8 @@ mod default_models;
 mod grpc;
 #[cfg(feature = "onnx")]
 mod grpcurl;
+mod http;
+mod http_tools;
 #[cfg(all(feature = "onnx", not(feature = "libtorch")))]
 mod image;
 mod kubernetes;
@@ -31,6 +33,7 @@ mod models_pull;
 mod multihost;
 #[cfg(all(feature = "onnx", feature = "libtorch"))]
 mod onnx;
+mod otlp;
 #[cfg(feature = "onnx")]
 mod python_client;
 mod python_pool;

@@ -102,6 +102,8 @@ pub fn response(id: String, a: Analysis) -> pb::AnalyzeResponse {
                         end: u32_of(m.end),
                         byte_start: u32_of(m.byte_start),
                         byte_end: u32_of(m.byte_end),
+                        utf16_start: u32_of(m.utf16_start),
+                        utf16_end: u32_of(m.utf16_end),
                     })
                     .collect(),
                 supported: e.supported,

@@ -104,6 +104,8 @@ pub(crate) fn entity(e: Entity) -> pb::Entity {
         end: u32_of(e.span.end),
         byte_start: u32_of(e.span.byte_start),
         byte_end: u32_of(e.span.byte_end),
+        utf16_start: u32_of(e.span.utf16_start),
+        utf16_end: u32_of(e.span.utf16_end),
     }
 }
 

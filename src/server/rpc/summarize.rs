@@ -168,6 +168,8 @@ pub fn response(id: String, s: Summary) -> pb::SummarizeResponse {
                 end: k.span.map(|s| u32_of(s.end)),
                 byte_start: k.span.map(|s| u32_of(s.byte_start)),
                 byte_end: k.span.map(|s| u32_of(s.byte_end)),
+                utf16_start: k.span.map(|s| u32_of(s.utf16_start)),
+                utf16_end: k.span.map(|s| u32_of(s.utf16_end)),
                 score: k.score,
             })
             .collect(),

@@ -68,13 +68,15 @@ pub fn cpu() -> gist::engine::EngineArgs {
     }
 }
 
-/// A gist server on 127.0.0.1:0 with its metrics listener on another ephemeral port,
-/// shut down when dropped.
+/// A gist server on 127.0.0.1:0 with its metrics listener on another ephemeral port (and,
+/// from [`TestServer::start_http`], the HTTP/JSON API on a third), shut down when dropped.
 pub struct TestServer {
     /// Where it listens.
     pub addr: std::net::SocketAddr,
     /// Where `GET /metrics` is served.
     pub metrics_addr: std::net::SocketAddr,
+    /// Where the HTTP/JSON API is served, when it is.
+    pub http_addr: Option<std::net::SocketAddr>,
     shutdown_tx: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -106,7 +108,31 @@ impl TestServer {
         limits: gist::server::Limits,
         args: gist::server::ServerArgs,
     ) -> TestServer {
+        Self::start_listeners(worker, limits, args, false).await
+    }
+
+    /// [`TestServer::start_with`], with the HTTP/JSON API on another ephemeral port.
+    pub async fn start_http(
+        worker: gist::worker::Worker,
+        limits: gist::server::Limits,
+        args: gist::server::ServerArgs,
+    ) -> TestServer {
+        Self::start_listeners(worker, limits, args, true).await
+    }
+
+    async fn start_listeners(
+        worker: gist::worker::Worker,
+        limits: gist::server::Limits,
+        args: gist::server::ServerArgs,
+        http: bool,
+    ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_listener = if http {
+            Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+        } else {
+            None
+        };
+        let http_addr = http_listener.as_ref().map(|l| l.local_addr().unwrap());
         let addr = listener.local_addr().unwrap();
         let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics_addr = metrics_listener.local_addr().unwrap();
@@ -118,8 +144,9 @@ impl TestServer {
             metrics,
             std::future::pending(),
         ));
+        let security = gist::server::security::Security::load(&args.security).unwrap();
         let task = tokio::spawn(async move {
-            gist::server::serve(listener, state, args, async {
+            gist::server::serve_listeners(listener, http_listener, state, args, security, async {
                 let _ = shutdown_rx.await;
             })
             .await
@@ -128,6 +155,7 @@ impl TestServer {
         TestServer {
             addr,
             metrics_addr,
+            http_addr,
             shutdown_tx: Some(shutdown_tx),
             task: Some(task),
         }
@@ -145,6 +173,13 @@ impl TestServer {
             .connect()
             .await
             .unwrap()
+    }
+
+    /// Signal the shutdown (as SIGTERM does) without waiting for the drain.
+    pub fn signal_stop(&mut self) {
+        if let Some(tx) = self.shutdown_tx.take() {
+            let _ = tx.send(());
+        }
     }
 
     /// Stop the server and wait for it.
@@ -179,6 +214,75 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     body.to_string()
+}
+
+/// What curl got: the status, the headers (names lower-cased) and the body.
+#[derive(Debug)]
+pub struct Curl {
+    /// The HTTP status.
+    pub status: u16,
+    /// The response headers, names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+impl Curl {
+    /// The first header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Run the real curl with `args` (plus `-sS -i`) and parse what it printed.
+pub async fn curl(args: &[&str]) -> Curl {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "60"])
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .await
+        .expect("curl is installed (scripts/test-tools.sh)");
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_http(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// An HTTP/1.1 response as `curl -i` prints it (interim 100 Continue answers skipped).
+pub fn parse_http(mut text: &str) -> Curl {
+    loop {
+        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+        let mut lines = head.lines();
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        if status == 100 {
+            text = body;
+            continue;
+        }
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        return Curl {
+            status,
+            headers,
+            body: body.to_string(),
+        };
+    }
 }
 
 /// The value of a metric line `name{labels} value` in a Prometheus text page (0 when absent).
