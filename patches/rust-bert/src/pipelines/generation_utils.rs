@@ -309,6 +309,12 @@ pub(crate) mod private_generation_utils {
         }
         fn get_pad_id(&self) -> Option<i64>;
         fn is_encoder_decoder(&self) -> bool;
+        /// gist patch (PATCH.md): true when the model's decoder takes the encoder outputs
+        /// once per input and repeats what it derives from them for the beams itself (BART),
+        /// so that `generate` need not expand them to one copy per beam.
+        fn encoder_outputs_per_input(&self) -> bool {
+            false
+        }
         fn get_vocab_size(&self) -> i64;
         fn get_decoder_start_id(&self) -> Option<i64>;
         fn get_max_positions_embeddings(&self) -> Option<i64>;
@@ -2041,7 +2047,11 @@ pub trait LanguageGenerator: PrivateLanguageGenerator {
                 .view((-1, 1))
                 .repeat([1, num_beams * effective_batch_mult])
                 .view(-1);
-            Some(encoder_outputs.index_select(0, &expanded_batch_indices))
+            if self.encoder_outputs_per_input() {
+                Some(encoder_outputs)
+            } else {
+                Some(encoder_outputs.index_select(0, &expanded_batch_indices))
+            }
         } else {
             None
         };

@@ -117,10 +117,24 @@ impl BartAttention {
             if let Some(layer_state_value) = layer_state {
                 (layer_state_value.prev_key, layer_state_value.prev_value)
             } else {
-                (
-                    self._shape(key_value_states.unwrap().apply(&self.k_proj), -1, bs),
-                    self._shape(key_value_states.unwrap().apply(&self.v_proj), -1, bs),
-                )
+                // gist patch (PATCH.md): in beam search the encoder outputs come once per
+                // input (`encoder_outputs_per_input`); their keys and values are projected
+                // once per input and then repeated for the beams, instead of projecting
+                // the same rows once per beam.
+                let key_value_states = key_value_states.unwrap();
+                let source_bs = key_value_states.size()[0];
+                let key_states = self._shape(key_value_states.apply(&self.k_proj), -1, source_bs);
+                let value_states =
+                    self._shape(key_value_states.apply(&self.v_proj), -1, source_bs);
+                if source_bs != bs {
+                    let beams = bs / source_bs;
+                    (
+                        key_states.repeat_interleave_self_int(beams, 0, None),
+                        value_states.repeat_interleave_self_int(beams, 0, None),
+                    )
+                } else {
+                    (key_states, value_states)
+                }
             }
         } else if let Some(layer_state_value) = layer_state {
             let key_states = self._shape(hidden_states.apply(&self.k_proj), -1, bs);

@@ -1076,6 +1076,11 @@ impl PrivateLanguageGenerator for BartGenerator {
     fn is_encoder_decoder(&self) -> bool {
         self.is_encoder_decoder
     }
+    fn encoder_outputs_per_input(&self) -> bool {
+        // gist patch (PATCH.md): BartAttention repeats the cross-attention keys and values
+        // for the beams.
+        true
+    }
     fn get_vocab_size(&self) -> i64 {
         self.vocab_size
     }
