@@ -101,6 +101,51 @@ impl BartAttention {
             .contiguous()
     }
 
+    /// gist patch (PATCH.md): cross-attention of `beams` consecutive query rows per input
+    /// to one set of keys and values per input (`[inputs, heads, source, head_dim]`): the
+    /// beams become query positions of their input, so each step reads the keys and values
+    /// once per input instead of once per beam. The products are the same dot products
+    /// of the same rows as the per-beam path; the mask still has one row per beam.
+    fn attend_per_input(
+        &self,
+        query_states: Tensor,
+        key_states: &Tensor,
+        value_states: &Tensor,
+        attention_mask: Option<&Tensor>,
+        beams: i64,
+        train: bool,
+    ) -> (Tensor, Option<Tensor>) {
+        let (bs, target_length, embed_dim) = query_states.size3().unwrap();
+        let inputs = bs / beams;
+        let source_length = key_states.size()[2];
+        let query_states = query_states
+            .view([inputs, beams * target_length, self.num_heads, self.head_dim])
+            .transpose(1, 2);
+        let mut attention_weights = query_states.matmul(&key_states.transpose(-1, -2));
+        if let Some(attention_mask_value) = attention_mask {
+            attention_weights = attention_weights
+                + attention_mask_value.reshape([inputs, 1, beams * target_length, source_length]);
+        };
+        attention_weights = attention_weights.softmax(-1, attention_weights.kind());
+        let saved_attention_weights = if self.output_attentions {
+            Some(
+                attention_weights
+                    .view([inputs, self.num_heads, beams, target_length, source_length])
+                    .transpose(1, 2)
+                    .reshape([bs, self.num_heads, target_length, source_length]),
+            )
+        } else {
+            None
+        };
+        let attention_output = attention_weights
+            .apply_t(&self.dropout, train)
+            .matmul(value_states)
+            .transpose(1, 2)
+            .reshape([bs, target_length, embed_dim])
+            .apply(&self.out_proj);
+        (attention_output, saved_attention_weights)
+    }
+
     pub fn forward_t(
         &self,
         hidden_states: &Tensor,
@@ -118,23 +163,15 @@ impl BartAttention {
                 (layer_state_value.prev_key, layer_state_value.prev_value)
             } else {
                 // gist patch (PATCH.md): in beam search the encoder outputs come once per
-                // input (`encoder_outputs_per_input`); their keys and values are projected
-                // once per input and then repeated for the beams, instead of projecting
-                // the same rows once per beam.
+                // input (`encoder_outputs_per_input`); their keys and values are projected,
+                // cached and attended to once per input (`attend_per_input`), instead of
+                // once per beam.
                 let key_value_states = key_value_states.unwrap();
                 let source_bs = key_value_states.size()[0];
-                let key_states = self._shape(key_value_states.apply(&self.k_proj), -1, source_bs);
-                let value_states =
-                    self._shape(key_value_states.apply(&self.v_proj), -1, source_bs);
-                if source_bs != bs {
-                    let beams = bs / source_bs;
-                    (
-                        key_states.repeat_interleave_self_int(beams, 0, None),
-                        value_states.repeat_interleave_self_int(beams, 0, None),
-                    )
-                } else {
-                    (key_states, value_states)
-                }
+                (
+                    self._shape(key_value_states.apply(&self.k_proj), -1, source_bs),
+                    self._shape(key_value_states.apply(&self.v_proj), -1, source_bs),
+                )
             }
         } else if let Some(layer_state_value) = layer_state {
             let key_states = self._shape(hidden_states.apply(&self.k_proj), -1, bs);
@@ -161,6 +198,19 @@ impl BartAttention {
         } else {
             None
         };
+
+        let source_bs = key_states.size()[0];
+        if source_bs != bs {
+            let attention = self.attend_per_input(
+                query_states,
+                &key_states,
+                &value_states,
+                attention_mask,
+                bs / source_bs,
+                train,
+            );
+            return (attention.0, attention.1, new_layer_state);
+        }
 
         let proj_shape = [bs * self.num_heads, -1, self.head_dim];
         let query_states = self
