@@ -182,6 +182,10 @@ pub async fn serve_listeners(
             "shutting down: health NOT_SERVING, new requests refused, finishing accepted ones"
         );
         follower.abort();
+        // Refuse new requests before health says NOT_SERVING: a client that sees
+        // NOT_SERVING and calls again must be refused, not queued (the other order left a
+        // window in which such a call was accepted).
+        worker.close();
         health::not_serving(&reporter).await;
         let in_time = worker.drain(drain_timeout).await;
         tracing::info!(in_time, "accepted requests answered");

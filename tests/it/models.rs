@@ -226,6 +226,88 @@ fn bart_summarizer_generates_with_request_options() {
     assert!(summary.truncated);
 }
 
+/// The token ids the tiny BART generates for [`GENERATION_INPUTS`], recorded with rust-bert
+/// 0.23.0 as published, before patches/rust-bert (its PATCH.md): the patch must not change a
+/// token. Per beam count, the ids of each input (decoder start, forced BOS, ..., forced EOS).
+/// At 4 beams the third input's best sequence differs from the greedy one, so the beams were
+/// reordered along the way.
+const RECORDED_GENERATIONS: &[(i64, &[&[i64]])] = &[
+    (
+        1,
+        &[
+            &[
+                2, 0, 259, 259, 147, 147, 147, 210, 210, 233, 147, 147, 147, 2,
+            ],
+            &[2, 0, 208, 94, 94, 94, 259, 147, 147, 233, 147, 147, 147, 2],
+            &[
+                2, 0, 259, 259, 259, 259, 147, 165, 165, 147, 147, 233, 94, 2,
+            ],
+        ],
+    ),
+    (
+        4,
+        &[
+            &[
+                2, 0, 259, 259, 147, 147, 147, 210, 210, 233, 147, 147, 147, 2,
+            ],
+            &[
+                2, 0, 259, 259, 147, 147, 147, 210, 210, 233, 147, 147, 147, 2,
+            ],
+            &[
+                2, 0, 259, 147, 147, 147, 147, 147, 147, 210, 259, 147, 147, 2,
+            ],
+        ],
+    ),
+];
+
+const GENERATION_INPUTS: [&str; 3] = [
+    "Imran Khan met Li Keqiang.",
+    "A second, longer article about trade, vaccines and the corridor between the two.",
+    "Short.",
+];
+
+#[test]
+fn bart_generates_the_tokens_rust_bert_0_23_0_generated_at_1_and_4_beams() {
+    use rust_bert::bart::BartGenerator;
+    use rust_bert::pipelines::common::{ModelResource, ModelType};
+    use rust_bert::pipelines::generation_utils::{
+        GenerateConfig, GenerateOptions, LanguageGenerator,
+    };
+    use rust_bert::pipelines::summarization::SummarizationConfig;
+    use rust_bert::resources::LocalResource;
+
+    let dir = tempfile::tempdir().unwrap();
+    crate::common::tiny_bart(dir.path());
+    let resource = |file: &str| LocalResource::from(dir.path().join(file));
+    let config = SummarizationConfig::new(
+        ModelType::Bart,
+        ModelResource::Torch(Box::new(resource("model.safetensors"))),
+        resource("config.json"),
+        resource("vocab.json"),
+        Some(resource("merges.txt")),
+    );
+    // The ids themselves, not decoded text: the random model emits bytes that are not UTF-8.
+    let generator = BartGenerator::new(GenerateConfig::from(config)).unwrap();
+    for (num_beams, want) in RECORDED_GENERATIONS {
+        let options = GenerateOptions {
+            min_length: Some(2),
+            max_length: Some(14),
+            num_beams: Some(*num_beams),
+            length_penalty: Some(1.0),
+            no_repeat_ngram_size: Some(0),
+            early_stopping: Some(true),
+            ..Default::default()
+        };
+        let got: Vec<Vec<i64>> = generator
+            .generate_indices(Some(&GENERATION_INPUTS), Some(options))
+            .unwrap()
+            .into_iter()
+            .map(|o| o.indices)
+            .collect();
+        assert_eq!(got, *want, "{num_beams} beams");
+    }
+}
+
 #[test]
 fn broken_model_folders_fail_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
