@@ -22,10 +22,12 @@ pub enum Error {
     #[error("{0}")]
     FailedPrecondition(String),
     /// The model queue is full; the client should retry after the hint.
-    #[error("the {queue} queue is full ({capacity} requests waiting): retry later")]
+    #[error("the {queue} queue is full ({capacity} {lane} requests waiting): retry later")]
     Overloaded {
         /// Which queue.
         queue: &'static str,
+        /// Which of its lanes.
+        lane: &'static str,
         /// Its configured capacity.
         capacity: usize,
         /// Suggested wait before retrying.

@@ -5,11 +5,13 @@
 //! |---|---|---|
 //! | `gist_requests_total` | counter | `rpc`, `code` |
 //! | `gist_request_duration_seconds` | histogram | `rpc` |
-//! | `gist_queue_duration_seconds` | histogram | `queue` |
-//! | `gist_inference_duration_seconds` | histogram (per batch) | `queue` |
+//! | `gist_queue_duration_seconds` | histogram | `queue`, `lane`, `model` |
+//! | `gist_inference_duration_seconds` | histogram (per batch) | `queue`, `model` |
 //! | `gist_batch_size` | histogram | `queue` |
-//! | `gist_queue_depth` | gauge | `queue` |
-//! | `gist_queue_rejections_total` | counter | `queue` |
+//! | `gist_queue_depth` | gauge | `queue`, `lane` |
+//! | `gist_queue_rejections_total` | counter | `queue`, `lane` |
+//! | `gist_model_info` | gauge (1 per model served) | `role`, `model`, `version`, `default` |
+//! | `gist_model_load_failures_total` | counter | `role`, `model` |
 //! | `gist_dropped_total` | counter | `queue`, `reason` (`deadline`, `cancelled`) |
 //! | `gist_input_tokens_total` | counter | `rpc` |
 //! | `gist_model_load_seconds` | gauge | |
@@ -39,6 +41,8 @@ pub struct Metrics {
     dropped: IntCounterVec,
     input_tokens: IntCounterVec,
     model_load_seconds: Gauge,
+    model_info: IntGaugeVec,
+    load_failures: IntCounterVec,
     in_flight: IntGauge,
     streams_open: IntGauge,
     stream_items: IntGauge,
@@ -86,13 +90,13 @@ impl Metrics {
         let queue_seconds = histogram(
             "gist_queue_duration_seconds",
             "Time requests waited in their queue before the model ran them.",
-            &["queue"],
+            &["queue", "lane", "model"],
             LATENCY_BUCKETS,
         );
         let inference_seconds = histogram(
             "gist_inference_duration_seconds",
             "Time the model thread spent on one batch.",
-            &["queue"],
+            &["queue", "model"],
             LATENCY_BUCKETS,
         );
         let batch_size = histogram(
@@ -102,8 +106,11 @@ impl Metrics {
             BATCH_BUCKETS,
         );
         let queue_depth = IntGaugeVec::new(
-            Opts::new("gist_queue_depth", "Requests waiting in each queue."),
-            &["queue"],
+            Opts::new(
+                "gist_queue_depth",
+                "Requests waiting in each queue, by lane.",
+            ),
+            &["queue", "lane"],
         )
         .expect("valid metric");
         registry
@@ -111,8 +118,8 @@ impl Metrics {
             .expect("unique metric");
         let rejections = counter(
             "gist_queue_rejections_total",
-            "Requests refused because their queue was full (RESOURCE_EXHAUSTED).",
-            &["queue"],
+            "Requests refused because their queue's lane was full (RESOURCE_EXHAUSTED).",
+            &["queue", "lane"],
         );
         let dropped = counter(
             "gist_dropped_total",
@@ -132,6 +139,22 @@ impl Metrics {
         registry
             .register(Box::new(model_load_seconds.clone()))
             .expect("unique metric");
+        let model_info = IntGaugeVec::new(
+            Opts::new(
+                "gist_model_info",
+                "1 for each model served, with its version and whether it is its role's default.",
+            ),
+            &["role", "model", "version", "default"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(model_info.clone()))
+            .expect("unique metric");
+        let load_failures = counter(
+            "gist_model_load_failures_total",
+            "Models a reload failed to load (their old versions keep serving).",
+            &["role", "model"],
+        );
         let in_flight = IntGauge::new(
             "gist_in_flight_requests",
             "Requests received and not yet answered.",
@@ -158,7 +181,9 @@ impl Metrics {
             registry.register(Box::new(process)).expect("unique metric");
         }
         for queue in queues {
-            queue_depth.with_label_values(&[queue]).set(0);
+            for lane in ["interactive", "batch"] {
+                queue_depth.with_label_values(&[queue, lane]).set(0);
+            }
         }
         Arc::new(Metrics {
             registry,
@@ -172,6 +197,8 @@ impl Metrics {
             dropped,
             input_tokens,
             model_load_seconds,
+            model_info,
+            load_failures,
             in_flight,
             streams_open,
             stream_items,
@@ -218,14 +245,14 @@ impl Metrics {
         self.stream_items.add(delta);
     }
 
-    pub(crate) fn set_queue_depth(&self, queue: &str, depth: usize) {
+    pub(crate) fn set_queue_depth(&self, queue: &str, lane: &str, depth: usize) {
         self.queue_depth
-            .with_label_values(&[queue])
+            .with_label_values(&[queue, lane])
             .set(depth as i64);
     }
 
-    pub(crate) fn rejected(&self, queue: &str) {
-        self.rejections.with_label_values(&[queue]).inc();
+    pub(crate) fn rejected(&self, queue: &str, lane: &str) {
+        self.rejections.with_label_values(&[queue, lane]).inc();
     }
 
     pub(crate) fn dropped(&self, queue: &str, reason: &str) {
@@ -238,16 +265,36 @@ impl Metrics {
             .observe(size as f64);
     }
 
-    pub(crate) fn inference(&self, queue: &str, elapsed: Duration) {
+    pub(crate) fn inference(&self, queue: &str, model: &str, elapsed: Duration) {
         self.inference_seconds
-            .with_label_values(&[queue])
+            .with_label_values(&[queue, model])
             .observe(elapsed.as_secs_f64());
     }
 
-    pub(crate) fn queued(&self, queue: &str, waited: Duration) {
+    pub(crate) fn queued(&self, queue: &str, lane: &str, model: &str, waited: Duration) {
         self.queue_seconds
-            .with_label_values(&[queue])
+            .with_label_values(&[queue, lane, model])
             .observe(waited.as_secs_f64());
+    }
+
+    /// The models served now: `gist_model_info` is 1 for each (and only those).
+    pub(crate) fn set_models(&self, models: &[(&str, &str, &str, bool)]) {
+        self.model_info.reset();
+        for (role, name, version, default) in models {
+            self.model_info
+                .with_label_values(&[
+                    *role,
+                    *name,
+                    *version,
+                    if *default { "true" } else { "false" },
+                ])
+                .set(1);
+        }
+    }
+
+    /// A model (or the manifest) failed to load in a reload.
+    pub(crate) fn load_failed(&self, role: &str, model: &str) {
+        self.load_failures.with_label_values(&[role, model]).inc();
     }
 
     pub(crate) fn model_loaded(&self, elapsed: Duration) {
@@ -326,7 +373,9 @@ mod tests {
         m.answered("Summarize", tonic::Code::Ok, Duration::from_millis(12));
         m.answered("Summarize", tonic::Code::ResourceExhausted, Duration::ZERO);
         m.batch("summarize", 3);
-        m.set_queue_depth("entities", 7);
+        m.set_queue_depth("entities", "batch", 7);
+        m.set_models(&[("ner", "a", "0123456789ab", true)]);
+        m.load_failed("ner", "b");
         let text = m.render();
         assert!(
             text.contains(r#"gist_requests_total{code="OK",rpc="Summarize"} 1"#),
@@ -336,7 +385,11 @@ mod tests {
             text.contains(r#"gist_requests_total{code="RESOURCE_EXHAUSTED",rpc="Summarize"} 1"#)
         );
         assert!(text.contains(r#"gist_batch_size_sum{queue="summarize"} 3"#));
-        assert!(text.contains(r#"gist_queue_depth{queue="entities"} 7"#));
-        assert!(text.contains(r#"gist_queue_depth{queue="analyze"} 0"#));
+        assert!(text.contains(r#"gist_queue_depth{lane="batch",queue="entities"} 7"#));
+        assert!(text.contains(r#"gist_queue_depth{lane="interactive",queue="analyze"} 0"#));
+        assert!(text.contains(
+            r#"gist_model_info{default="true",model="a",role="ner",version="0123456789ab"} 1"#
+        ));
+        assert!(text.contains(r#"gist_model_load_failures_total{model="b",role="ner"} 1"#));
     }
 }

@@ -57,6 +57,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let worker = spawn_worker(args.engine.clone(), args.worker, metrics);
+    reload_on_sighup(worker.clone());
     let state = AppState::new(worker, args.limits, &args.server);
     server::serve_listeners(
         listener,
@@ -70,6 +71,33 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = stop_metrics.send(());
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP re-reads models.toml (as `gist.v1.Models/Reload` does); the outcome is logged.
+fn reload_on_sighup(worker: Worker) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot watch SIGHUP: reload with gist.v1.Models/Reload instead");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading models.toml");
+            match worker.reload().await {
+                Ok(models) => {
+                    let failed = models
+                        .iter()
+                        .filter(|m| m.state == crate::worker::ModelState::Failed)
+                        .count();
+                    tracing::info!(models = models.len(), failed, "SIGHUP reload done");
+                }
+                Err(err) => tracing::error!(cause = %err, "SIGHUP reload failed"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(worker);
 }
 
 async fn shutdown_signal() {

@@ -33,6 +33,14 @@ impl FakeEngine {
             name: name.to_string(),
             architecture: "fake".to_string(),
             max_input_tokens: 512,
+            version: "000000000000".to_string(),
+            runtime: "fake".to_string(),
+            precision: "fp32".to_string(),
+            labels: if name == "fake-ner" {
+                vec!["MISC".to_string()]
+            } else {
+                Vec::new()
+            },
         };
         let mut info = EngineInfo::default();
         info.insert(Role::Encoder, model("fake-encoder"));

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::manifest::ModelSpec;
+use super::manifest::{ModelSpec, Runtime};
 
 /// What loading a model can fail with, before it becomes [`crate::Error::ModelLoad`].
 pub(crate) type LoadResult<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -103,6 +103,70 @@ pub(crate) fn encoder_max_tokens(dir: &Path, config: &HfConfig) -> usize {
         .unwrap_or(512)
 }
 
+/// Weight files of every runtime; a model's version hashes only those its runtime reads.
+const WEIGHTS: [&str; 5] = [
+    "model.onnx",
+    "model.int8.onnx",
+    "model.safetensors",
+    "rust_model.ot",
+    "pytorch_model.bin",
+];
+
+/// The version of a model: the first 12 hex digits of a SHA-256 over the manifest settings
+/// that change its answers and the names and contents of the files in its folder that
+/// `runtime` reads (the other runtimes' weight files are left out, so converting a model
+/// for one runtime does not change its version on another).
+pub(crate) fn version(spec: &ModelSpec, runtime: Runtime) -> LoadResult<String> {
+    use sha2::{Digest, Sha256};
+    let read_by_runtime = |name: &str| match runtime {
+        Runtime::Onnx => spec.precision().onnx_file(Path::new("")) == Path::new(name),
+        Runtime::Libtorch => ["model.safetensors", "rust_model.ot"].contains(&name),
+    };
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&spec.path)
+        .map_err(|e| format!("{}: {e}", spec.path.display()))?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|entry| {
+            let name = entry.file_name().to_str()?.to_string();
+            (!WEIGHTS.contains(&name.as_str()) || read_by_runtime(&name))
+                .then(|| (name, entry.path()))
+        })
+        .collect();
+    files.sort();
+    let mut hash = Sha256::new();
+    hash.update(format!(
+        "runtime={} precision={} lower_case={:?}\n",
+        runtime.name(),
+        spec.precision().name(),
+        spec.lower_case
+    ));
+    for (name, path) in files {
+        hash.update(name.as_bytes());
+        hash.update([0]);
+        let mut file =
+            std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::io::copy(&mut file, &mut hash).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let digest = hash.finalize();
+    Ok(digest.iter().take(6).map(|b| format!("{b:02x}")).collect())
+}
+
+/// The entity labels of a token classifier (its `id2label` without `O` and the B-/I-
+/// prefixes), in class order.
+pub(crate) fn entity_labels(dir: &Path) -> LoadResult<Vec<String>> {
+    let mut labels: Vec<String> = Vec::new();
+    for label in HfConfig::read(dir)?.labels()? {
+        let bare = label
+            .strip_prefix("B-")
+            .or_else(|| label.strip_prefix("I-"))
+            .unwrap_or(&label);
+        if bare != "O" && !labels.iter().any(|l| l == bare) {
+            labels.push(bare.to_string());
+        }
+    }
+    Ok(labels)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +192,45 @@ mod tests {
         ] {
             assert!(config(bad.clone()).labels().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn versions_follow_the_files_the_runtime_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = ModelSpec {
+            name: "m".into(),
+            path: dir.path().into(),
+            runtime: Some(Runtime::Onnx),
+            ..Default::default()
+        };
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("model.onnx"), "a").unwrap();
+        let v1 = version(&spec, Runtime::Onnx).unwrap();
+        assert_eq!(v1.len(), 12);
+        assert_eq!(version(&spec, Runtime::Onnx).unwrap(), v1);
+        // Weights another runtime reads do not change it; its own weights do.
+        std::fs::write(dir.path().join("model.safetensors"), "b").unwrap();
+        assert_eq!(version(&spec, Runtime::Onnx).unwrap(), v1);
+        std::fs::write(dir.path().join("model.onnx"), "c").unwrap();
+        let v2 = version(&spec, Runtime::Onnx).unwrap();
+        assert_ne!(v2, v1);
+        // So do the other files, and the settings.
+        std::fs::write(dir.path().join("config.json"), "{ }").unwrap();
+        assert_ne!(version(&spec, Runtime::Onnx).unwrap(), v2);
+        assert_ne!(
+            version(&spec, Runtime::Libtorch).unwrap(),
+            version(&spec, Runtime::Onnx).unwrap()
+        );
+    }
+
+    #[test]
+    fn entity_labels_drop_prefixes_and_o() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"model_type": "bert", "id2label": {"0": "O", "1": "B-PER", "2": "I-PER", "3": "B-LOC", "4": "I-LOC"}}"#,
+        )
+        .unwrap();
+        assert_eq!(entity_labels(dir.path()).unwrap(), ["PER", "LOC"]);
     }
 }

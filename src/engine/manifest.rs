@@ -15,6 +15,20 @@
 //! name = "distilbart-cnn-6-6"
 //! path = "distilbart-cnn-6-6"
 //! ```
+//! A role may name several models, as an array of tables; one of them is marked
+//! `default = true` and serves the requests that name no model:
+//! ```toml
+//! [[ner]]
+//! name = "conll03-minilm-ner"
+//! path = "conll03-minilm-ner"
+//! default = true
+//!
+//! [[ner]]
+//! name = "bert-base-NER"
+//! path = "bert-base-NER"
+//! ```
+//! Model names are unique across the manifest (a request names a model without its role)
+//! and contain no `@` (`name@version` pins a version).
 //! Each folder holds the usual Hugging Face files: `config.json`, `model.safetensors`
 //! (or `rust_model.ot`), and the tokenizer files of its architecture; ONNX models also
 //! `model.onnx` and/or `model.int8.onnx`.
@@ -48,6 +62,9 @@ pub struct ModelSpec {
     /// (`model.int8.onnx`).
     #[serde(default)]
     pub precision: Option<Precision>,
+    /// Serves the requests that name no model, when the role lists several.
+    #[serde(default)]
+    pub default: bool,
 }
 
 impl ModelSpec {
@@ -116,30 +133,50 @@ impl Precision {
     }
 }
 
-/// The parsed manifest: at most one model per [`Role`], each under the role's section.
+/// The parsed manifest: the models of each [`Role`], its default first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
-    models: BTreeMap<Role, ModelSpec>,
+    models: BTreeMap<Role, Vec<ModelSpec>>,
 }
 
 impl<'de> Deserialize<'de> for Manifest {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let sections = BTreeMap::<String, ModelSpec>::deserialize(deserializer)?;
+        use serde::de::Error as _;
+        /// A section: one table, or an array of tables.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Section {
+            One(toml::Table),
+            Many(Vec<toml::Table>),
+        }
+        let sections = BTreeMap::<String, Section>::deserialize(deserializer)?;
         let mut models = BTreeMap::new();
-        for (section, spec) in sections {
+        for (section, entries) in sections {
             let role = Role::from_section(&section).ok_or_else(|| {
                 let known: Vec<String> = Role::ALL
                     .iter()
                     .map(|r| format!("`{}`", r.section()))
                     .collect();
-                serde::de::Error::custom(format!(
+                D::Error::custom(format!(
                     "unknown field `{section}`, expected one of {}",
                     known.join(", ")
                 ))
             })?;
-            models.insert(role, spec);
+            let tables = match entries {
+                Section::One(table) => vec![table],
+                Section::Many(tables) => tables,
+            };
+            let specs = tables
+                .into_iter()
+                .map(|t| {
+                    ModelSpec::deserialize(toml::Value::Table(t))
+                        .map_err(|e| D::Error::custom(format!("[{section}]: {e}")))
+                })
+                .collect::<Result<Vec<ModelSpec>, D::Error>>()?;
+            models.insert(role, specs);
         }
-        Ok(Manifest { models })
+        let manifest = Manifest { models };
+        manifest.checked().map_err(D::Error::custom)
     }
 }
 
@@ -147,23 +184,72 @@ impl Manifest {
     /// A manifest with just `spec` for `role`.
     pub fn one(role: Role, spec: ModelSpec) -> Manifest {
         Manifest {
-            models: BTreeMap::from([(role, spec)]),
+            models: BTreeMap::from([(role, vec![spec])]),
         }
     }
 
-    /// The model named for `role`.
+    /// Check the rules the format does not say by itself, and put each role's default
+    /// first: every role names at least one model, names are unique and free of `@`, and a
+    /// role with several models marks exactly one `default = true`.
+    fn checked(mut self) -> Result<Manifest, String> {
+        let mut names = std::collections::BTreeSet::new();
+        for (role, specs) in &mut self.models {
+            let section = role.section();
+            if specs.is_empty() {
+                return Err(format!("[[{section}]] names no model"));
+            }
+            for spec in specs.iter() {
+                if spec.name.trim().is_empty() || spec.name.contains('@') {
+                    return Err(format!(
+                        "[{section}]: model name {:?} must be non-empty and contain no '@' (name@version pins a version)",
+                        spec.name
+                    ));
+                }
+                if !names.insert(spec.name.clone()) {
+                    return Err(format!(
+                        "model name {:?} is used twice: names are unique across the manifest",
+                        spec.name
+                    ));
+                }
+            }
+            let defaults = specs.iter().filter(|s| s.default).count();
+            if specs.len() > 1 && defaults != 1 {
+                return Err(format!(
+                    "[[{section}]] lists {} models and marks {defaults} with `default = true`: mark exactly one",
+                    specs.len()
+                ));
+            }
+            if let Some(at) = specs.iter().position(|s| s.default) {
+                specs[..=at].rotate_right(1);
+            }
+            for (i, spec) in specs.iter_mut().enumerate() {
+                spec.default = i == 0;
+            }
+        }
+        Ok(self)
+    }
+
+    /// The default model of `role`.
     pub fn get(&self, role: Role) -> Option<&ModelSpec> {
-        self.models.get(&role)
+        self.models.get(&role).and_then(|specs| specs.first())
     }
 
-    /// Name `spec` for `role`, replacing what was there.
+    /// Name `spec` alone for `role`, replacing what was there.
     pub fn set(&mut self, role: Role, spec: ModelSpec) {
-        self.models.insert(role, spec);
+        self.models.insert(
+            role,
+            vec![ModelSpec {
+                default: true,
+                ..spec
+            }],
+        );
     }
 
-    /// Every model with its role, in manifest order.
+    /// Every model with its role, in manifest order (each role's default first).
     pub fn iter(&self) -> impl Iterator<Item = (Role, &ModelSpec)> {
-        self.models.iter().map(|(role, spec)| (*role, spec))
+        self.models
+            .iter()
+            .flat_map(|(role, specs)| specs.iter().map(move |spec| (*role, spec)))
     }
 
     /// Read `dir/models.toml`, resolving model paths against `dir`.
@@ -182,7 +268,7 @@ impl Manifest {
             ))
         })?;
         let mut manifest: Manifest = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-        for spec in manifest.models.values_mut() {
+        for spec in manifest.models.values_mut().flatten() {
             if spec.path.is_relative() {
                 spec.path = dir.join(&spec.path);
             }
@@ -223,6 +309,11 @@ pub fn set_entry(
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| err(format!("{e}")))?;
     let replaced = match doc.get(section) {
         None => None,
+        Some(item) if item.is_array_of_tables() => {
+            return Err(err(format!(
+                "[[{section}]] lists several models: edit models.toml by hand to add or replace one (see README, \"Several models\")"
+            )))
+        }
         Some(item) => {
             let table = item
                 .as_table()

@@ -40,7 +40,7 @@ pub use crate::role::Role;
 use crate::text::entities::WordTag;
 
 /// A loaded model, as reported to clients.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ModelInfo {
     /// Name from the manifest.
     pub name: String,
@@ -48,6 +48,65 @@ pub struct ModelInfo {
     pub architecture: String,
     /// Longest input the model sees at once, in its tokens.
     pub max_input_tokens: usize,
+    /// Content hash of the files the runtime reads (12 hex digits): what `name@version`
+    /// pins and what a reload compares.
+    pub version: String,
+    /// The runtime serving it: "onnx", "libtorch" or "fake".
+    pub runtime: String,
+    /// Weight precision: "fp32" or "int8".
+    pub precision: String,
+    /// Entity labels a token classifier gives (without B-/I- prefixes); empty for others.
+    pub labels: Vec<String>,
+}
+
+impl ModelInfo {
+    /// `name@version`.
+    pub fn key(&self) -> ModelRef {
+        ModelRef {
+            name: self.name.clone(),
+            version: self.version.clone(),
+        }
+    }
+}
+
+/// One version of one model: what a request is pinned to when it is admitted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ModelRef {
+    /// Name from the manifest.
+    pub name: String,
+    /// Its [`ModelInfo::version`].
+    pub version: String,
+}
+
+impl std::fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.name, self.version)
+    }
+}
+
+/// The models a batch runs on: one version per role. Requests with equal picks may share
+/// a batch; others never do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Pick(pub BTreeMap<Role, ModelRef>);
+
+/// What [`Engine::release`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Released {
+    /// Old versions dropped.
+    pub dropped: usize,
+    /// Old versions still kept for requests pinned to them.
+    pub kept: usize,
+}
+
+/// A model an engine serves, for `ListModels` and for choosing a request's models.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Served {
+    /// What it does.
+    pub role: Role,
+    /// Its description.
+    pub info: ModelInfo,
+    /// Serves the requests of its role that name no model.
+    pub default: bool,
 }
 
 /// What an engine can do: the model loaded for each role.
@@ -82,6 +141,16 @@ impl EngineInfo {
     /// Forget the model of `role`.
     pub fn remove(&mut self, role: Role) {
         self.0.remove(&role);
+    }
+
+    /// Every model with its role.
+    pub fn iter(&self) -> impl Iterator<Item = (Role, &ModelInfo)> {
+        self.0.iter().map(|(role, info)| (*role, info))
+    }
+
+    /// The pick of exactly these models.
+    pub fn pick(&self) -> Pick {
+        Pick(self.iter().map(|(role, info)| (role, info.key())).collect())
     }
 }
 
@@ -176,7 +245,66 @@ pub trait Engine {
     /// # Errors
     /// [`Error::ModelMissing`] when that model is not loaded.
     fn count_tokens(&mut self, model: Role, texts: &[&str]) -> Result<Vec<usize>>;
+
+    /// Every model the engine serves (not those it keeps only for requests already
+    /// pinned to an older version). An engine of one model per role serves what
+    /// [`Engine::info`] lists.
+    fn served(&self) -> Vec<Served> {
+        self.info()
+            .iter()
+            .map(|(role, info)| Served {
+                role,
+                info: info.clone(),
+                default: true,
+            })
+            .collect()
+    }
+
+    /// Run the next calls on the models of `pick` (a batch's): [`Engine::info`] then lists
+    /// them, and a role the pick leaves out has no model.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when the engine holds no such version (a request is pinned to
+    /// a version only while the engine holds it).
+    fn select(&mut self, pick: &Pick) -> Result<()> {
+        if *pick == self.info().pick() {
+            Ok(())
+        } else {
+            Err(Error::Internal(format!(
+                "this engine serves only its own models, not {pick:?}"
+            )))
+        }
+    }
+
+    /// The work of a reload, to run off the model thread: re-read the manifest, and load
+    /// the models that are new or whose files changed. [`Engine::apply_reload`] then
+    /// installs them.
+    ///
+    /// # Errors
+    /// [`Error::FailedPrecondition`] when the engine has no manifest to re-read.
+    fn reload_work(&self) -> Result<ReloadWork> {
+        Err(Error::FailedPrecondition(
+            "this engine has no models.toml to reload (it was not started from --models)".into(),
+        ))
+    }
+
+    /// Install what a reload loaded: new and changed models serve from now on; the
+    /// versions they replace are kept until [`Engine::release`] finds them unused.
+    ///
+    /// # Errors
+    /// As [`Engine::reload_work`].
+    fn apply_reload(&mut self, _staged: Staged) -> Result<()> {
+        self.reload_work().map(drop)
+    }
+
+    /// Drop the models no longer served whose versions `in_use` says no queued request
+    /// is pinned to.
+    fn release(&mut self, _in_use: &dyn Fn(Role, &ModelRef) -> bool) -> Released {
+        Released::default()
+    }
 }
+
+pub use models::{ReloadWork, Staged};
 
 /// Which runtime serves the models (`--engine`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -242,7 +370,8 @@ impl Default for EngineArgs {
     }
 }
 
-/// Build the engine the settings ask for. Call it on the model thread.
+/// Build the engine the settings ask for. Call it on the model thread. A reload
+/// (`SIGHUP`, `Models/Reload`) re-reads the same `models.toml`.
 ///
 /// # Errors
 /// [`Error::Manifest`] or [`Error::ModelLoad`].
@@ -250,18 +379,57 @@ pub fn load(args: &EngineArgs) -> Result<Box<dyn Engine>> {
     if args.backend == Backend::Fake {
         return Ok(Box::new(fake::FakeEngine::from_args(args)));
     }
-    load_manifest(&manifest::Manifest::load(&args.models)?, args)
+    let manifest = manifest::Manifest::load(&args.models)?;
+    Ok(Box::new(Models::load_from(
+        &manifest,
+        Some(args.models.clone()),
+        loader(args),
+    )?))
 }
 
 /// Load the models of `manifest`, each on its runtime (as [`load`] does with the manifest
-/// of `--models`).
+/// of `--models`; such an engine cannot reload).
 ///
 /// # Errors
 /// [`Error::ModelLoad`].
 pub fn load_manifest(manifest: &manifest::Manifest, args: &EngineArgs) -> Result<Box<dyn Engine>> {
-    Ok(Box::new(Models::load(manifest, |role, spec| {
-        load_model(role, spec, args)
-    })?))
+    Ok(Box::new(Models::load_from(manifest, None, loader(args))?))
+}
+
+/// What loads one model of a manifest for [`Models`], with these settings.
+fn loader(args: &EngineArgs) -> models::Loader {
+    std::sync::Arc::new(ArgsLoader(args.clone()))
+}
+
+/// Loads models on the runtimes `--engine` and the manifest name.
+struct ArgsLoader(EngineArgs);
+
+impl ArgsLoader {
+    fn runtime(&self, spec: &manifest::ModelSpec) -> manifest::Runtime {
+        match self.0.backend {
+            Backend::RustBert => manifest::Runtime::Libtorch,
+            Backend::Onnx => manifest::Runtime::Onnx,
+            Backend::Auto | Backend::Fake => spec.runtime(),
+        }
+    }
+}
+
+impl models::ModelLoader for ArgsLoader {
+    fn version(&self, _role: Role, spec: &manifest::ModelSpec) -> Result<String> {
+        hf::version(spec, self.runtime(spec)).map_err(|source| Error::ModelLoad {
+            name: spec.name.clone(),
+            path: spec.path.display().to_string(),
+            source,
+        })
+    }
+
+    fn load(
+        &self,
+        role: Role,
+        spec: &manifest::ModelSpec,
+    ) -> Result<Option<(models::Model, ModelInfo)>> {
+        load_model(role, spec, &self.0, self.runtime(spec))
+    }
 }
 
 /// Load one model on the runtime its manifest entry names, or the one `--engine` forces.
@@ -271,13 +439,48 @@ fn load_model(
     role: Role,
     spec: &manifest::ModelSpec,
     args: &EngineArgs,
+    runtime: manifest::Runtime,
+) -> Result<Option<(models::Model, ModelInfo)>> {
+    let loaded = load_on(runtime, role, spec, args)?;
+    let Some((model, mut info)) = loaded else {
+        return Ok(None);
+    };
+    describe(role, spec, runtime, &mut info)?;
+    Ok(Some((model, info)))
+}
+
+/// Fill in what every backend's model info shares: runtime, precision, version, labels.
+fn describe(
+    role: Role,
+    spec: &manifest::ModelSpec,
+    runtime: manifest::Runtime,
+    info: &mut ModelInfo,
+) -> Result<()> {
+    info.runtime = runtime.name().to_string();
+    info.precision = match runtime {
+        manifest::Runtime::Onnx => spec.precision().name(),
+        manifest::Runtime::Libtorch => manifest::Precision::Fp32.name(),
+    }
+    .to_string();
+    let err = |source| Error::ModelLoad {
+        name: spec.name.clone(),
+        path: spec.path.display().to_string(),
+        source,
+    };
+    info.version = hf::version(spec, runtime).map_err(err)?;
+    if role == Role::Ner {
+        info.labels = hf::entity_labels(&spec.path).map_err(err)?;
+    }
+    Ok(())
+}
+
+fn load_on(
+    runtime: manifest::Runtime,
+    role: Role,
+    spec: &manifest::ModelSpec,
+    args: &EngineArgs,
 ) -> Result<Option<(models::Model, ModelInfo)>> {
     use manifest::Runtime;
-    let runtime = match args.backend {
-        Backend::RustBert => Runtime::Libtorch,
-        Backend::Onnx => Runtime::Onnx,
-        Backend::Auto | Backend::Fake => spec.runtime(),
-    };
     match runtime {
         #[cfg(feature = "libtorch")]
         Runtime::Libtorch => {

@@ -299,6 +299,7 @@ pub fn import(opts: &ImportOptions) -> Result<ImportReport> {
             .map(|(b, _)| b),
         runtime: (opts.runtime == Runtime::Onnx).then_some(Runtime::Onnx),
         precision: (opts.runtime == Runtime::Onnx).then_some(opts.precision),
+        default: true,
     };
     let onnx = match opts.runtime {
         Runtime::Onnx => Some(export_onnx(

@@ -16,6 +16,35 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::worker::{Done, Timing};
 
+/// What the transport says about how a request is to be run: its deadline, and the lane
+/// it waits in unless its `priority` field says otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Call {
+    /// The call's (or stream's) deadline.
+    pub deadline: Option<Instant>,
+    /// The default lane: interactive for unary calls, batch for stream items.
+    pub lane: crate::worker::Lane,
+    /// The `x-gist-priority` header, if sent (checked with the request's fields).
+    pub priority_header: Option<String>,
+}
+
+impl Call {
+    /// A call with this metadata, deadline and default lane.
+    pub(crate) fn new(
+        metadata: &MetadataMap,
+        deadline: Option<Instant>,
+        lane: crate::worker::Lane,
+    ) -> Call {
+        Call {
+            deadline,
+            lane,
+            priority_header: metadata
+                .get(super::rpc::PRIORITY_HEADER)
+                .map(|v| v.to_str().unwrap_or("(not ASCII)").to_string()),
+        }
+    }
+}
+
 /// Longest accepted `x-request-id`; longer ones are replaced by a new id.
 const MAX_REQUEST_ID: usize = 128;
 
@@ -123,19 +152,24 @@ pub(crate) async fn unary<Req, Msg, F, Fut>(
     run: F,
 ) -> Result<Response<Msg>, Status>
 where
-    F: FnOnce(AppState, Req, Option<Instant>) -> Fut,
+    F: FnOnce(AppState, Req, Call) -> Fut,
     Fut: Future<Output = Result<Done<(Msg, usize)>, Error>>,
 {
     let received = Instant::now();
     let id = request_id(request.metadata());
     let deadline = deadline(request.metadata(), state.request_timeout, received);
+    let call = Call::new(
+        request.metadata(),
+        Some(deadline),
+        crate::worker::Lane::Interactive,
+    );
     let span = tracing::info_span!("rpc", otel.name = rpc, otel.kind = "server", rpc, request_id = %id, total_ms = tracing::field::Empty, queue_ms = tracing::field::Empty, code = tracing::field::Empty);
     super::trace::set_parent(&span, request.metadata());
     let req = request.into_inner();
     async move {
         state.metrics.in_flight(1);
         let _in_flight = InFlight(&state.metrics);
-        let work = run(state.clone(), req, Some(deadline));
+        let work = run(state.clone(), req, call);
         let result = match tokio::time::timeout_at(deadline.into(), work).await {
             Ok(result) => result,
             Err(_) => Err(Error::DeadlineExceeded(format!(

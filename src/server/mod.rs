@@ -39,8 +39,9 @@ pub use state::AppState;
 use crate::pb;
 use crate::pb::analyzer_server::AnalyzerServer;
 use crate::pb::entity_extractor_server::EntityExtractorServer;
+use crate::pb::models_server::ModelsServer;
 use crate::pb::summarizer_server::SummarizerServer;
-use rpc::{AnalyzerService, EntityExtractorService, SummarizerService};
+use rpc::{AnalyzerService, EntityExtractorService, ModelsService, SummarizerService};
 use security::{Security, SecurityError};
 
 /// Why the server could not start or stopped with an error.
@@ -148,6 +149,7 @@ pub async fn serve_listeners(
         .max_decoding_message_size(args.max_message_bytes);
     let analyzer = AnalyzerServer::new(AnalyzerService(state.clone()))
         .max_decoding_message_size(args.max_message_bytes);
+    let models = ModelsServer::new(ModelsService(state.clone()));
 
     // The HTTP API: the same state, credentials and health statuses.
     let (drained_tx, drained_rx) = tokio::sync::watch::channel(false);
@@ -206,7 +208,8 @@ pub async fn serve_listeners(
         .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
         .add_service(InterceptedService::new(summarizer, auth.clone()))
         .add_service(InterceptedService::new(extractor, auth.clone()))
-        .add_service(InterceptedService::new(analyzer, auth))
+        .add_service(InterceptedService::new(analyzer, auth.clone()))
+        .add_service(InterceptedService::new(models, auth))
         // TCP_NODELAY on every accepted connection: without it, Nagle's algorithm and the
         // client's delayed ACKs held each small response back ~40 ms (bench/: the fake
         // engine's p50 was 48 ms at one stream).

@@ -23,7 +23,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Status, Streaming};
 use tracing::Instrument;
 
-use super::context::{request_id, stream_deadline};
+use super::context::{request_id, stream_deadline, Call};
 use super::state::AppState;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -38,7 +38,7 @@ const SEND_BUFFER: usize = 2;
 
 /// The unary path of a stream's task: validate, queue, convert (with the stream's
 /// deadline, if any); the result carries the input token count for metrics.
-pub(crate) type Run<Req, Fut> = fn(AppState, Req, Option<Instant>) -> Fut;
+pub(crate) type Run<Req, Fut> = fn(AppState, Req, Call) -> Fut;
 
 /// Counts an item in `gist_stream_items` from the moment it is read until its answer has
 /// been handed to the transport (or dropped with the stream).
@@ -96,14 +96,16 @@ where
     In: Stream<Item = Result<Req, Status>> + Send + Unpin + 'static,
 {
     let stream_id = request_id(metadata);
-    let deadline = stream_deadline(metadata, Instant::now());
+    let call = Call::new(
+        metadata,
+        stream_deadline(metadata, Instant::now()),
+        crate::worker::Lane::Batch,
+    );
     let bound = state.stream_max_in_flight.max(1);
     let (tx, rx) = mpsc::channel(SEND_BUFFER);
     let span = tracing::info_span!("stream", otel.name = name, otel.kind = "server", rpc = name, request_id = %stream_id);
     super::trace::set_parent(&span, metadata);
-    tokio::spawn(
-        serve_items(state.clone(), name, run, inbound, deadline, bound, tx).instrument(span),
-    );
+    tokio::spawn(serve_items(state.clone(), name, run, inbound, call, bound, tx).instrument(span));
     ReceiverStream::new(rx)
 }
 
@@ -112,7 +114,7 @@ async fn serve_items<Req, Out, Fut, In>(
     name: &'static str,
     run: Run<Req, Fut>,
     mut inbound: In,
-    deadline: Option<Instant>,
+    call: Call,
     bound: usize,
     tx: mpsc::Sender<Result<Out, Status>>,
 ) where
@@ -166,12 +168,12 @@ async fn serve_items<Req, Out, Fut, In>(
                     } else {
                         None
                     };
-                    let (state, metrics) = (state.clone(), metrics.clone());
+                    let (state, metrics, call) = (state.clone(), metrics.clone(), call.clone());
                     pending.push_back(async move {
                         let started = Instant::now();
                         let result = match refusal {
                             Some(err) => Err(err),
-                            None => run(state, req, deadline).await,
+                            None => run(state, req, call).await,
                         };
                         let outcome = item_outcome(&metrics, name, &id, started, result);
                         (id, outcome, held)
@@ -261,13 +263,15 @@ mod tests {
     fn item_errors_keep_the_unary_code_and_retry_hint() {
         let e = item_error(Error::Overloaded {
             queue: "entities",
+            lane: "batch",
             capacity: 4,
             retry_after: Duration::from_millis(250),
         });
         assert_eq!(e.code, tonic::Code::ResourceExhausted as i32);
         assert_eq!(e.retry_after_ms, 250);
         assert!(
-            e.message.contains("entities queue is full"),
+            e.message
+                .contains("entities queue is full (4 batch requests"),
             "{}",
             e.message
         );

@@ -76,7 +76,7 @@ pub fn analyze(
     let entities = super::entities::of_words(
         &job.entities,
         &source_tags.words,
-        &model.name,
+        &model,
         source_tags.tokens,
     );
     let summary_entities = entities::merge(&summary.summary, &summary_tags.words);

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::engine::{Engine, Role};
+use crate::engine::{Engine, ModelInfo, Role};
 use crate::error::{Error, Result};
 use crate::text::entities::{self, Entity, WordTag};
 use crate::text::groups::{self, Group};
@@ -35,6 +35,8 @@ pub struct Entities {
     pub groups: Vec<Group>,
     /// The NER model used.
     pub model: String,
+    /// Its version.
+    pub model_version: String,
     /// Model tokens of the input.
     pub input_tokens: usize,
 }
@@ -67,7 +69,7 @@ fn extract_many(engine: &mut dyn Engine, jobs: &[&EntitiesJob]) -> Result<Vec<En
     Ok(jobs
         .iter()
         .zip(tagged)
-        .map(|(job, tagged)| of_words(job, &tagged.words, &model.name, tagged.tokens))
+        .map(|(job, tagged)| of_words(job, &tagged.words, &model, tagged.tokens))
         .collect())
 }
 
@@ -76,7 +78,7 @@ fn extract_many(engine: &mut dyn Engine, jobs: &[&EntitiesJob]) -> Result<Vec<En
 pub(crate) fn of_words(
     job: &EntitiesJob,
     words: &[WordTag],
-    model: &str,
+    model: &ModelInfo,
     tokens: usize,
 ) -> Entities {
     let furniture = sentences::furniture(&job.text);
@@ -92,7 +94,8 @@ pub(crate) fn of_words(
     Entities {
         groups: groups::group(&job.text, &entities),
         entities,
-        model: model.to_string(),
+        model: model.name.clone(),
+        model_version: model.version.clone(),
         input_tokens: tokens,
     }
 }

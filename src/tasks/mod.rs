@@ -63,6 +63,15 @@ impl Task {
         }
     }
 
+    /// The roles of the models this task may read (a request may name one of those).
+    pub fn reads(self) -> &'static [Role] {
+        match self {
+            Task::Summarize => &[Role::Encoder, Role::Summarizer],
+            Task::Entities => &[Role::Ner],
+            Task::Analyze => &[Role::Encoder, Role::Summarizer, Role::Ner],
+        }
+    }
+
     /// Refuse a request at once when a model its task always needs is missing.
     ///
     /// # Errors

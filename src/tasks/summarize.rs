@@ -69,6 +69,8 @@ pub struct Summary {
     pub mode: Mode,
     /// The model that ranked or wrote the key points.
     pub model: String,
+    /// Its version.
+    pub model_version: String,
     /// Sentences the article was split into.
     pub sentence_count: usize,
     /// Model tokens of the input.
@@ -171,6 +173,7 @@ pub fn run(
 /// An extractive job split into candidate sentences, ready for the encoder.
 struct Extractive<'a> {
     model: String,
+    model_version: String,
     all: Vec<sentences::Sentence>,
     candidates: Vec<sentences::Sentence>,
     texts: Vec<&'a str>,
@@ -191,6 +194,7 @@ impl<'a> Extractive<'a> {
         let texts = candidates.iter().map(|s| s.span.slice(&job.text)).collect();
         Ok(Extractive {
             model: model.name.clone(),
+            model_version: model.version.clone(),
             all,
             candidates,
             texts,
@@ -226,6 +230,7 @@ impl<'a> Extractive<'a> {
             key_points,
             mode: Mode::Extractive,
             model: self.model,
+            model_version: self.model_version,
             sentence_count: self.all.len(),
             input_tokens: embeddings.iter().map(|e| e.tokens).sum(),
             truncated: embeddings.iter().any(|e| e.truncated),
@@ -317,6 +322,7 @@ fn summarize_abstractive(
         key_points,
         mode: Mode::Abstractive,
         model: model.name,
+        model_version: model.version,
         sentence_count: all.len(),
         input_tokens,
         truncated,

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
 use super::queue::{Pending, Queues};
-use super::{thread, Done, Shared, WorkerArgs, WorkerState};
+use super::{
+    thread, Board, Catalog, Done, Lane, ModelStatus, Reloads, Shared, Ticket, WorkerArgs,
+    WorkerState,
+};
 use crate::engine::{Engine, EngineInfo};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -43,7 +46,11 @@ impl Worker {
             ..args
         };
         let shared = Arc::new(Shared {
-            queues: Mutex::new(Queues::default()),
+            queues: Mutex::new(Board {
+                queues: Queues::default(),
+                catalog: Catalog::default(),
+                reloads: Reloads::default(),
+            }),
             wake: Condvar::new(),
             args,
             metrics,
@@ -69,9 +76,44 @@ impl Worker {
         self.shared.metrics.clone()
     }
 
-    /// Requests waiting in `task`'s queue (not counting those the model is running).
+    /// Requests waiting in `task`'s queues, both lanes (not counting those the model is
+    /// running).
     pub fn queue_depth(&self, task: Task) -> usize {
-        self.shared.lock().len(task)
+        let board = self.shared.lock();
+        Lane::ALL
+            .into_iter()
+            .map(|lane| board.queues.len(task, lane))
+            .sum()
+    }
+
+    /// Every model: served, being loaded, or failed in the last reload.
+    pub fn models(&self) -> Vec<ModelStatus> {
+        self.shared.lock().catalog.statuses()
+    }
+
+    /// Re-read models.toml: load new and changed models beside the old ones, switch new
+    /// requests to them once they are ready, and drop the old versions when the requests
+    /// pinned to them are done. Returns the catalog after the reload; a model that failed
+    /// to load is FAILED in it, and its old version (if any) still serves.
+    ///
+    /// # Errors
+    /// [`Error::FailedPrecondition`] when the engine cannot reload (no models.toml) or the
+    /// manifest is unreadable; [`Error::Unavailable`] when the worker stopped.
+    pub async fn reload(&self) -> Result<Vec<ModelStatus>> {
+        self.check_ready()?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut board = self.shared.lock();
+            if board.queues.closed {
+                return Err(Error::Unavailable(
+                    "gist is shutting down and reloads no models".into(),
+                ));
+            }
+            board.reloads.waiting.push(tx);
+        }
+        self.shared.wake.notify_all();
+        rx.await
+            .map_err(|_| Error::Unavailable("the model thread stopped before reloading".into()))?
     }
 
     /// Watch the thread's lifecycle.
@@ -120,7 +162,7 @@ impl Worker {
         if finished.is_ok() {
             return true;
         }
-        let left = self.shared.lock().take_all();
+        let left = self.shared.lock().queues.take_all();
         tracing::warn!(
             left = left.len(),
             "drain timeout: answering the requests still queued UNAVAILABLE"
@@ -133,28 +175,43 @@ impl Worker {
         false
     }
 
-    /// Run `job` on the model thread, at most until `deadline`.
+    /// Run `job` on the model thread, interactive, on the default models, at most until
+    /// `deadline`.
     ///
     /// # Errors
-    /// [`Error::Overloaded`], [`Error::Unavailable`], [`Error::ModelMissing`] (a model the
-    /// task always needs is not configured), [`Error::DeadlineExceeded`], and the task's
-    /// own errors.
+    /// As [`Worker::submit`].
     pub async fn run<J: TaskJob>(
         &self,
         job: J,
         deadline: Option<Instant>,
     ) -> Result<Done<J::Output>> {
+        self.submit(job, Ticket::interactive(deadline)).await
+    }
+
+    /// Run `job` on the model thread, in the ticket's lane, on the model it names (else
+    /// the defaults), at most until its deadline.
+    ///
+    /// # Errors
+    /// [`Error::Overloaded`], [`Error::Unavailable`], [`Error::ModelMissing`] (a model the
+    /// task always needs is not configured), [`Error::InvalidArgument`] for an unknown
+    /// model, [`Error::DeadlineExceeded`], and the task's own errors.
+    pub async fn submit<J: TaskJob>(&self, job: J, ticket: Ticket) -> Result<Done<J::Output>> {
         let job = job.into_job();
         let task = job.task();
-        task.admit(&*self.check_ready()?)?;
+        self.check_ready()?;
         let (reply, rx) = oneshot::channel();
-        self.submit(Pending {
-            tokens: estimate_tokens(job.text()),
-            job,
-            reply,
-            enqueued: Instant::now(),
-            deadline,
-        })?;
+        self.enqueue(
+            Pending {
+                tokens: estimate_tokens(job.text()),
+                job,
+                reply,
+                enqueued: Instant::now(),
+                deadline: ticket.deadline,
+                pick: Default::default(),
+                lane: ticket.lane,
+            },
+            ticket.model.as_ref(),
+        )?;
         let done = rx.await.map_err(|_| {
             Error::Unavailable("the model thread stopped before answering".into())
         })??;
@@ -172,9 +229,15 @@ impl Worker {
         }
     }
 
-    fn submit(&self, pending: Pending) -> Result<()> {
+    /// Pin the request to its models and queue it, under one lock with the catalog.
+    fn enqueue(&self, mut pending: Pending, model: Option<&super::ModelChoice>) -> Result<()> {
         let task = pending.job.task();
-        let mut q = self.shared.lock();
+        let lane = pending.lane;
+        let mut board = self.shared.lock();
+        let info = board.catalog.pick(task, model)?;
+        task.admit(&info)?;
+        pending.pick = info.pick();
+        let q = &mut board.queues;
         if q.closed {
             return Err(Error::Unavailable(
                 "gist is shutting down and accepts no new requests: retry on another replica"
@@ -182,17 +245,18 @@ impl Worker {
             ));
         }
         let capacity = self.shared.args.queue_capacity;
-        if q.len(task) >= capacity {
-            self.shared.metrics.rejected(task.name());
+        if q.len(task, lane) >= capacity {
+            self.shared.metrics.rejected(task.name(), lane.name());
             return Err(Error::Overloaded {
                 queue: task.name(),
+                lane: lane.name(),
                 capacity,
                 retry_after: Duration::from_millis(250),
             });
         }
         q.push(pending);
-        self.shared.publish_depths(&q);
-        drop(q);
+        self.shared.publish_depths(q);
+        drop(board);
         self.shared.wake.notify_all();
         Ok(())
     }

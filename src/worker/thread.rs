@@ -1,5 +1,7 @@
-//! The model thread: load the engine, then take batches (oldest task first), run them, and
-//! answer each caller, until the queues are closed and empty.
+//! The model thread: load the engine, then take batches (interactive lane first, oldest
+//! task first), run them, and answer each caller, until the queues are closed and empty.
+//! Between batches it starts reloads (loaded on a thread of their own), installs what
+//! they loaded, and drops old model versions once no queued request is pinned to them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,8 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::queue::Pending;
-use super::{Done, Shared, Timing, WorkerArgs, WorkerState};
-use crate::engine::{Engine, Role};
+use super::{Catalog, Done, Lane, Shared, Timing, WorkerArgs, WorkerState};
+use crate::engine::{Engine, EngineInfo, Role, Staged};
 use crate::error::{error_chain, panic_message, Error, Result};
 use crate::tasks::{self, Task};
 
@@ -43,50 +45,219 @@ where
             return;
         }
     };
-    let info = Arc::new(engine.info().clone());
     shared.metrics.model_loaded(started.elapsed());
+    let info = publish_catalog(&shared, Catalog::of(engine.served()));
     tracing::info!(load_ms = started.elapsed().as_millis() as u64, models = ?info, "models loaded");
     state.0.send_replace(WorkerState::Ready(info));
 
-    while let Some((task, batch, formed)) = next_batch(&shared) {
-        run(&shared, task, batch, formed, engine.as_mut());
+    let mut turns = Turns::default();
+    let mut retiring = false;
+    loop {
+        match next(&shared, &mut turns) {
+            Next::Closed => break,
+            Next::Batch(task, lane, batch, formed) => {
+                run(&shared, task, lane, batch, formed, engine.as_mut());
+            }
+            Next::StartReload => start_reload(&shared, engine.as_ref()),
+            Next::FinishReload(staged) => {
+                retiring = true;
+                finish_reload(&shared, engine.as_mut(), staged, &state.0);
+            }
+        }
+        if retiring {
+            retiring = release(&shared, engine.as_mut());
+        }
     }
     tracing::info!("model thread stopped: queues closed and drained");
 }
 
-/// Wait for work and take the next batch, with when its forming began; `None` once closed
-/// and empty.
-fn next_batch(shared: &Shared) -> Option<(Task, Vec<Pending>, Instant)> {
-    let mut q = shared.lock();
-    let task = loop {
-        if let Some(task) = q.oldest() {
-            break task;
+/// Make `catalog` the one admission and `ListModels` see, and label metrics with it;
+/// returns the default models (what health follows).
+fn publish_catalog(shared: &Shared, catalog: Catalog) -> Arc<EngineInfo> {
+    shared.metrics.set_models(
+        &catalog
+            .served
+            .iter()
+            .map(|s| {
+                (
+                    s.role.section(),
+                    s.info.name.as_str(),
+                    s.info.version.as_str(),
+                    s.default,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    let info = Arc::new(catalog.defaults());
+    shared.lock().catalog = catalog;
+    info
+}
+
+/// Which lane's turn it is: one batch in `--batch-lane-share` goes to batch work while
+/// interactive work waits too.
+#[derive(Default)]
+struct Turns {
+    interactive_since_batch: usize,
+}
+
+/// What the model thread does next.
+enum Next {
+    /// Run this batch (forming began at the instant).
+    Batch(Task, Lane, Vec<Pending>, Instant),
+    /// Start the reload callers asked for.
+    StartReload,
+    /// Install what a reload loaded.
+    FinishReload(Result<Staged>),
+    /// Closed and empty: stop.
+    Closed,
+}
+
+/// Wait for work and say what comes next; batches are taken with their forming time.
+fn next(shared: &Shared, turns: &mut Turns) -> Next {
+    let args = shared.args;
+    let mut board = shared.lock();
+    let (task, lane) = loop {
+        if let Some(staged) = board.reloads.staged.take() {
+            return Next::FinishReload(staged);
         }
-        if q.closed {
-            return None;
+        if board.reloads.running.is_none() && !board.reloads.waiting.is_empty() {
+            return Next::StartReload;
         }
-        q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+        let batch_turn = turns.interactive_since_batch + 1 >= args.batch_lane_share.max(1);
+        if let Some(next) = board.queues.next(batch_turn) {
+            break next;
+        }
+        if board.queues.closed {
+            return Next::Closed;
+        }
+        board = shared.wake.wait(board).unwrap_or_else(|e| e.into_inner());
     };
     let formed = Instant::now();
-    let args = shared.args;
     let delay = Duration::from_millis(args.batch_delay_ms);
     if !delay.is_zero() {
-        let until = q.head(task).unwrap_or_else(Instant::now) + delay;
-        while q.len(task) < args.max_batch && !q.closed {
+        let until = board.queues.head(task, lane).unwrap_or_else(Instant::now) + delay;
+        while board.queues.len(task, lane) < args.max_batch && !board.queues.closed {
             let now = Instant::now();
             if now >= until {
                 break;
             }
-            q = shared
+            board = shared
                 .wake
-                .wait_timeout(q, until - now)
+                .wait_timeout(board, until - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
     }
-    let batch = q.take(task, args.max_batch, args.max_batch_tokens);
-    shared.publish_depths(&q);
-    Some((task, batch, formed))
+    match lane {
+        Lane::Batch => turns.interactive_since_batch = 0,
+        Lane::Interactive if board.queues.batch_waiting() => turns.interactive_since_batch += 1,
+        Lane::Interactive => turns.interactive_since_batch = 0,
+    }
+    let batch = board
+        .queues
+        .take(task, lane, args.max_batch, args.max_batch_tokens);
+    shared.publish_depths(&board.queues);
+    Next::Batch(task, lane, batch, formed)
+}
+
+/// Start loading what changed in models.toml on a thread of its own; the model thread
+/// keeps serving meanwhile, and installs the result when it is there.
+fn start_reload(shared: &Arc<Shared>, engine: &dyn Engine) {
+    let callers = std::mem::take(&mut shared.lock().reloads.waiting);
+    let work = match engine.reload_work() {
+        Ok(work) => work,
+        Err(err) => {
+            let why = error_chain(&err);
+            for caller in callers {
+                let _ = caller.send(Err(Error::FailedPrecondition(why.clone())));
+            }
+            return;
+        }
+    };
+    shared.lock().reloads.running = Some(callers);
+    tracing::info!("reloading models.toml");
+    let loader_shared = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("gist-reload".into())
+        .spawn(move || {
+            let announce_shared = loader_shared.clone();
+            let announce = move |loading: &[(Role, String)]| {
+                for (role, name) in loading {
+                    tracing::info!(role = role.section(), model = %name, "loading a new or changed model");
+                }
+                announce_shared.lock().catalog.loading = loading.to_vec();
+            };
+            let staged = guarded(|| work(&announce));
+            loader_shared.lock().reloads.staged = Some(staged);
+            loader_shared.wake.notify_all();
+        });
+    if let Err(err) = spawned {
+        let callers = shared.lock().reloads.running.take().unwrap_or_default();
+        for caller in callers {
+            let _ = caller.send(Err(Error::Internal(format!(
+                "cannot start the reload thread: {err}"
+            ))));
+        }
+    }
+}
+
+/// Install what a reload loaded (new requests run on it from now on), publish the new
+/// catalog, and answer the reload's callers.
+fn finish_reload(
+    shared: &Shared,
+    engine: &mut dyn Engine,
+    staged: Result<Staged>,
+    state: &watch::Sender<WorkerState>,
+) {
+    let callers = shared.lock().reloads.running.take().unwrap_or_default();
+    let result = staged.and_then(|staged| {
+        let failed = staged.failed.clone();
+        guarded(|| engine.apply_reload(staged))?;
+        Ok(failed)
+    });
+    let answer = match result {
+        Ok(failed) => {
+            for (role, name, why) in &failed {
+                tracing::error!(role = role.section(), model = %name, cause = %why, "model failed to load; its old version (if any) keeps serving");
+                shared.metrics.load_failed(role.section(), name);
+            }
+            let catalog = Catalog {
+                served: engine.served(),
+                loading: Vec::new(),
+                failed,
+            };
+            let info = publish_catalog(shared, catalog);
+            tracing::info!(models = ?info, "reload done");
+            state.send_replace(WorkerState::Ready(info));
+            Ok(shared.lock().catalog.statuses())
+        }
+        Err(err) => {
+            let why = error_chain(&err);
+            tracing::error!(cause = %why, "reload failed; the models loaded before keep serving");
+            shared.metrics.load_failed("manifest", "models.toml");
+            let mut board = shared.lock();
+            board.catalog.loading.clear();
+            Err(Error::FailedPrecondition(format!("reload failed: {why}")))
+        }
+    };
+    for caller in callers {
+        let _ = caller.send(match &answer {
+            Ok(statuses) => Ok(statuses.clone()),
+            Err(err) => Err(Error::FailedPrecondition(err.to_string())),
+        });
+    }
+}
+
+/// Drop the replaced versions no queued request is pinned to any more; true while some
+/// are still kept.
+fn release(shared: &Shared, engine: &mut dyn Engine) -> bool {
+    let board = shared.lock();
+    let dropped = engine.release(&|role, model| board.queues.pins(role, model));
+    drop(board);
+    if dropped.dropped > 0 {
+        tracing::info!(dropped = dropped.dropped, "old model versions released");
+    }
+    dropped.kept > 0
 }
 
 /// The `--max-text-tokens` rule, with the tokenizer of the model that will read the text.
@@ -119,11 +290,32 @@ fn within_tokens(
 
 /// Answer expired requests, drop abandoned ones, refuse those over the token limit, run the
 /// rest as one batch and send each caller its own result.
-fn run(shared: &Shared, task: Task, items: Vec<Pending>, formed: Instant, engine: &mut dyn Engine) {
+fn run(
+    shared: &Shared,
+    task: Task,
+    lane: Lane,
+    items: Vec<Pending>,
+    formed: Instant,
+    engine: &mut dyn Engine,
+) {
     let metrics = &shared.metrics;
     let queue = task.name();
     let now = Instant::now();
+    let Some(pick) = items.first().map(|p| p.pick.clone()) else {
+        return;
+    };
+    if let Err(err) = engine.select(&pick) {
+        for item in items {
+            let _ = item.reply.send(Err(clone_error(&err)));
+        }
+        return;
+    }
     let info = engine.info().clone();
+    let model = items
+        .first()
+        .and_then(|p| info.get(p.job.reader(&info)))
+        .map_or("", |m| m.name.as_str())
+        .to_string();
     let mut live: Vec<Pending> = Vec::with_capacity(items.len());
     for item in items {
         if item.reply.is_closed() {
@@ -173,7 +365,7 @@ fn run(shared: &Shared, task: Task, items: Vec<Pending>, formed: Instant, engine
             .collect();
     }
     let inference = started.elapsed();
-    metrics.inference(queue, inference);
+    metrics.inference(queue, &model, inference);
     for (item, result) in live.into_iter().zip(results) {
         let timing = Timing {
             queue: started - item.enqueued,
@@ -182,7 +374,7 @@ fn run(shared: &Shared, task: Task, items: Vec<Pending>, formed: Instant, engine
             formation: started - formed.max(item.enqueued),
             model_started: Some(started),
         };
-        metrics.queued(queue, timing.queue);
+        metrics.queued(queue, lane.name(), &model, timing.queue);
         let result = result.map_err(|err| match err {
             Error::Cancelled(_) if item.deadline.is_some_and(|d| Instant::now() >= d) => {
                 Error::DeadlineExceeded(format!(

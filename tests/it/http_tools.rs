@@ -149,7 +149,12 @@ async fn prometheus_scrapes_the_request_counter_and_the_queue_gauge() {
     gate.arrived(1).await;
     let second = call();
     until(|| worker.queue_depth(Task::Entities) == 1).await;
-    promql_becomes(&prometheus, r#"gist_queue_depth{queue="entities"}"#, 1.0).await;
+    promql_becomes(
+        &prometheus,
+        r#"gist_queue_depth{queue="entities",lane="interactive"}"#,
+        1.0,
+    )
+    .await;
     gate.open();
     for call in [first, second] {
         assert_eq!(call.await.unwrap().status, 200);
@@ -160,7 +165,12 @@ async fn prometheus_scrapes_the_request_counter_and_the_queue_gauge() {
         2.0,
     )
     .await;
-    promql_becomes(&prometheus, r#"gist_queue_depth{queue="entities"}"#, 0.0).await;
+    promql_becomes(
+        &prometheus,
+        r#"sum(gist_queue_depth{queue="entities"})"#,
+        0.0,
+    )
+    .await;
     // A histogram's buckets survive the exposition too: one batch of at most 2 requests.
     let batches = promql(
         &prometheus,

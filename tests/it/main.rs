@@ -34,10 +34,13 @@ mod multihost;
 #[cfg(all(feature = "onnx", feature = "libtorch"))]
 mod onnx;
 mod otlp;
+mod priority;
 #[cfg(feature = "onnx")]
 mod python_client;
 mod python_pool;
 mod security;
 mod serving;
+#[cfg(feature = "libtorch")]
+mod several_models;
 mod spark;
 mod streams;

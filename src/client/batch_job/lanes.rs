@@ -52,6 +52,8 @@ impl Rpc for Summarize {
             mode: pb::SummaryMode::from(o.mode) as i32,
             max_key_points: o.max_key_points,
             generation: None,
+            model: o.model.clone(),
+            priority: pb::Priority::Unspecified as i32,
         }
     }
 
@@ -80,6 +82,8 @@ impl Rpc for Entities {
             id,
             min_score: o.min_score,
             labels: o.labels.clone(),
+            model: o.model.clone(),
+            priority: pb::Priority::Unspecified as i32,
         }
     }
 
@@ -111,6 +115,8 @@ impl Rpc for Analyze {
             generation: None,
             min_score: o.min_score,
             labels: o.labels.clone(),
+            model: o.model.clone(),
+            priority: pb::Priority::Unspecified as i32,
         }
     }
 

@@ -137,6 +137,10 @@ pub struct Options {
     /// Keep only entities with these labels, comma-separated (entities, analyze).
     #[arg(long, value_delimiter = ',')]
     pub labels: Vec<String>,
+    /// The model to use, by its name in the server's models.toml (or name@version);
+    /// default: the server's default (`grpcurl … gist.v1.Models/ListModels` lists them).
+    #[arg(long, default_value = "")]
+    pub model: String,
 }
 
 /// What a run did.

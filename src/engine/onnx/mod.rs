@@ -99,6 +99,7 @@ fn info(spec: &ModelSpec, config: HfConfig, max_tokens: usize) -> ModelInfo {
         name: spec.name.clone(),
         architecture: config.model_type,
         max_input_tokens: max_tokens,
+        ..ModelInfo::default()
     }
 }
 

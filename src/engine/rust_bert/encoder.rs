@@ -58,6 +58,7 @@ impl Encoder {
             name: spec.name.clone(),
             architecture: hf.model_type,
             max_input_tokens: max_tokens,
+            ..ModelInfo::default()
         };
         Ok((Encoder { model, max_tokens }, info))
     }

@@ -65,6 +65,7 @@ impl Ner {
             name: spec.name.clone(),
             architecture: hf.model_type,
             max_input_tokens: max_tokens,
+            ..ModelInfo::default()
         };
         Ok((
             Ner {

@@ -76,6 +76,7 @@ impl Summarizer {
             name: spec.name.clone(),
             architecture: hf.model_type,
             max_input_tokens: max_tokens,
+            ..ModelInfo::default()
         };
         let summarizer = Summarizer {
             generator,

@@ -17,8 +17,11 @@ use super::{batch, error, request_id, Http, TIMEOUT_HEADER};
 use crate::pb;
 use crate::pb::analyzer_server::Analyzer;
 use crate::pb::entity_extractor_server::EntityExtractor;
+use crate::pb::models_server::Models;
 use crate::pb::summarizer_server::Summarizer;
-use crate::server::rpc::{self, AnalyzerService, EntityExtractorService, SummarizerService};
+use crate::server::rpc::{
+    self, AnalyzerService, EntityExtractorService, ModelsService, SummarizerService,
+};
 use crate::server::state::AppState;
 
 impl Http {
@@ -177,6 +180,35 @@ pub(super) async fn analyze(
 ) -> Response {
     call(http, headers, body, |state, request| async move {
         AnalyzerService(state).analyze(request).await
+    })
+    .await
+}
+
+pub(super) async fn list_models(State(http): State<Http>, headers: HeaderMap) -> Response {
+    call(
+        http,
+        headers,
+        Ok(Bytes::from_static(b"{}")),
+        |state, request| async move { ModelsService(state).list_models(request).await },
+    )
+    .await
+}
+
+pub(super) async fn reload(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    // The request message is empty: an empty body is as good as `{}`.
+    let body = body.map(|b| {
+        if b.iter().all(u8::is_ascii_whitespace) {
+            Bytes::from_static(b"{}")
+        } else {
+            b
+        }
+    });
+    call(http, headers, body, |state, request| async move {
+        ModelsService(state).reload(request).await
     })
     .await
 }

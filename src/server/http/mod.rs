@@ -69,6 +69,8 @@ pub(crate) fn router(
         .route("/v1/summarize:batch", post(handlers::summarize_batch))
         .route("/v1/entities:batch", post(handlers::entities_batch))
         .route("/v1/analyze:batch", post(handlers::analyze_batch))
+        .route("/v1/models", get(handlers::list_models))
+        .route("/v1/models:reload", post(handlers::reload))
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
         .route("/openapi.json", get(probes::openapi_json))

@@ -194,6 +194,15 @@ fn get(route: &super::Route, services: &[&str]) -> Value {
                 "404": error_response("NOT_FOUND: gist has no such service"),
             },
         }),
+        Kind::Get if route.path == "/v1/models" => json!({
+            "operationId": "ListModels",
+            "summary": "gist.v1.Models/ListModels: every model, with its task, version, runtime, precision, labels and state (READY, LOADING, or FAILED with the error).",
+            "responses": {
+                "200": {"description": "The models.", "content": {"application/json": {"schema": reference("ListModelsResponse")}}},
+                "401": error_response("UNAUTHENTICATED: a token is required and was missing or wrong"),
+            },
+            "security": [{}, {"bearer": []}],
+        }),
         Kind::Get if route.path == "/healthz" => json!({
             "operationId": "liveness",
             "summary": "Liveness: 200 while the process answers.",

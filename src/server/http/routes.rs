@@ -72,7 +72,7 @@ const fn get_route(path: &'static str, rpc: &'static str) -> Route {
 }
 
 /// Every endpoint: the router and the OpenAPI document are built from this table.
-pub const ROUTES: [Route; 9] = [
+pub const ROUTES: [Route; 11] = [
     unary(
         "/v1/summarize",
         "gist.v1.Summarizer/Summarize",
@@ -108,6 +108,13 @@ pub const ROUTES: [Route; 9] = [
         "gist.v1.Analyzer/AnalyzeStream",
         "AnalyzeRequest",
         "AnalyzeStreamResponse",
+    ),
+    get_route("/v1/models", "gist.v1.Models/ListModels"),
+    unary(
+        "/v1/models:reload",
+        "gist.v1.Models/Reload",
+        "ReloadRequest",
+        "ReloadResponse",
     ),
     get_route("/healthz", "liveness"),
     get_route("/readyz", "readiness"),

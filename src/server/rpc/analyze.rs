@@ -1,14 +1,12 @@
 //! `gist.v1.Analyzer`: Analyze and AnalyzeStream.
 
-use std::time::Instant;
-
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{entities, summarize, u32_of};
+use super::{entities, summarize, ticket, u32_of};
 use crate::error::{Error, Result};
 use crate::pb;
 use crate::server::config::Limits;
-use crate::server::context;
+use crate::server::context::{self, Call};
 use crate::server::state::AppState;
 use crate::server::stream::{self, Answers};
 use crate::tasks::{Analysis, AnalyzeJob, EntitiesJob};
@@ -46,11 +44,12 @@ impl pb::analyzer_server::Analyzer for AnalyzerService {
 pub(crate) async fn run(
     state: AppState,
     req: pb::AnalyzeRequest,
-    deadline: Option<Instant>,
+    call: Call,
 ) -> Result<Done<(pb::AnalyzeResponse, usize)>, Error> {
     let id = req.id.clone();
+    let ticket = ticket(&call, &req.model, req.priority)?;
     let job = job(req, &state.limits)?;
-    let done = state.worker.run(job, deadline).await?;
+    let done = state.worker.submit(job, ticket).await?;
     let tokens = done.value.summary.input_tokens + done.value.entities.input_tokens;
     Ok(done.map(|a| (response(id, a), tokens)))
 }
@@ -68,6 +67,7 @@ pub fn job(req: pb::AnalyzeRequest, limits: &Limits) -> Result<AnalyzeJob> {
             mode: req.mode,
             max_key_points: req.max_key_points,
             generation: req.generation,
+            ..Default::default()
         },
         limits,
     )?;

@@ -1,14 +1,12 @@
 //! `gist.v1.EntityExtractor`: ExtractEntities and ExtractEntitiesStream.
 
-use std::time::Instant;
-
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{check_id, check_text, u32_of};
+use super::{check_id, check_text, ticket, u32_of};
 use crate::error::{Error, Result};
 use crate::pb;
 use crate::server::config::Limits;
-use crate::server::context;
+use crate::server::context::{self, Call};
 use crate::server::state::AppState;
 use crate::server::stream::{self, Answers};
 use crate::tasks::{Entities, EntitiesJob};
@@ -51,11 +49,12 @@ impl pb::entity_extractor_server::EntityExtractor for EntityExtractorService {
 pub(crate) async fn run(
     state: AppState,
     req: pb::ExtractEntitiesRequest,
-    deadline: Option<Instant>,
+    call: Call,
 ) -> Result<Done<(pb::ExtractEntitiesResponse, usize)>, Error> {
     let id = req.id.clone();
+    let ticket = ticket(&call, &req.model, req.priority)?;
     let job = job(req, &state.limits)?;
-    let done = state.worker.run(job, deadline).await?;
+    let done = state.worker.submit(job, ticket).await?;
     let tokens = done.value.input_tokens;
     Ok(done.map(|e| (response(id, e), tokens)))
 }
@@ -116,6 +115,7 @@ pub fn response(id: String, e: Entities) -> pb::ExtractEntitiesResponse {
         entities: e.entities.into_iter().map(entity).collect(),
         groups: e.groups.into_iter().map(group).collect(),
         model: e.model,
+        model_version: e.model_version,
         input_tokens: u32_of(e.input_tokens),
     }
 }

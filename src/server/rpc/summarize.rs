@@ -1,15 +1,13 @@
 //! `gist.v1.Summarizer`: Summarize and SummarizeStream.
 
-use std::time::Instant;
-
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{check_id, check_text, in_range, u32_of};
+use super::{check_id, check_text, in_range, ticket, u32_of};
 use crate::engine::Generation;
 use crate::error::{Error, Result};
 use crate::pb;
 use crate::server::config::Limits;
-use crate::server::context;
+use crate::server::context::{self, Call};
 use crate::server::state::AppState;
 use crate::server::stream::{self, Answers};
 use crate::tasks::{Mode, SummarizeJob, Summary};
@@ -51,11 +49,12 @@ impl pb::summarizer_server::Summarizer for SummarizerService {
 pub(crate) async fn run(
     state: AppState,
     req: pb::SummarizeRequest,
-    deadline: Option<Instant>,
+    call: Call,
 ) -> Result<Done<(pb::SummarizeResponse, usize)>, Error> {
     let id = req.id.clone();
+    let ticket = ticket(&call, &req.model, req.priority)?;
     let job = job(req, &state.limits)?;
-    let done = state.worker.run(job, deadline).await?;
+    let done = state.worker.submit(job, ticket).await?;
     let tokens = done.value.input_tokens;
     Ok(done.map(|s| (response(id, s), tokens)))
 }
@@ -178,6 +177,7 @@ pub fn response(id: String, s: Summary) -> pb::SummarizeResponse {
             Mode::Extractive | Mode::Auto => pb::SummaryMode::Extractive,
         } as i32,
         model: s.model,
+        model_version: s.model_version,
         sentence_count: u32_of(s.sentence_count),
         input_tokens: u32_of(s.input_tokens),
         truncated: s.truncated,

@@ -438,6 +438,11 @@ impl ServerProcess {
         ServerProcess { url, child }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the server runs")
+    }
+
     /// SIGKILL: the process dies at once, mid-request, as in a crash.
     pub async fn kill(&mut self) {
         self.child.kill().await.unwrap();

@@ -40,18 +40,27 @@ fn bert_vocab() -> Vec<String> {
 }
 
 fn bert_config(vocab_size: usize, labels: Option<&[&str]>) -> serde_json::Value {
+    bert_config_sized(vocab_size, labels, 32, 2)
+}
+
+fn bert_config_sized(
+    vocab_size: usize,
+    labels: Option<&[&str]>,
+    hidden: usize,
+    layers: usize,
+) -> serde_json::Value {
     let mut config = json!({
         "model_type": "bert",
         "architectures": ["BertForTokenClassification"],
         "hidden_act": "gelu",
         "attention_probs_dropout_prob": 0.1,
         "hidden_dropout_prob": 0.1,
-        "hidden_size": 32,
+        "hidden_size": hidden,
         "initializer_range": 0.02,
-        "intermediate_size": 64,
+        "intermediate_size": 2 * hidden,
         "max_position_embeddings": 128,
         "num_attention_heads": 2,
-        "num_hidden_layers": 2,
+        "num_hidden_layers": layers,
         "type_vocab_size": 2,
         "vocab_size": vocab_size,
     });
@@ -86,18 +95,30 @@ fn write_bert_tokenizer(dir: &Path) -> usize {
 /// A tiny BERT token classifier with random weights. With `forced_label`, the classifier
 /// is set to always predict that label, so tests can know the exact output.
 pub fn tiny_ner(dir: &Path, forced_label: Option<&str>) -> ModelSpec {
+    ner_with(dir, &NER_LABELS, forced_label, 32, 2)
+}
+
+/// A BERT token classifier with random weights, with these labels and this size (hidden
+/// width and layers), always predicting `forced_label` when one is given.
+pub fn ner_with(
+    dir: &Path,
+    labels: &[&str],
+    forced_label: Option<&str>,
+    hidden: usize,
+    layers: usize,
+) -> ModelSpec {
     let vocab_size = write_bert_tokenizer(dir);
-    let config_json = bert_config(vocab_size, Some(&NER_LABELS));
+    let config_json = bert_config_sized(vocab_size, Some(labels), hidden, layers);
     write_json(&dir.join("config.json"), &config_json);
     let config: BertConfig = serde_json::from_value(config_json).unwrap();
     tch::manual_seed(7);
     let vs = VarStore::new(Device::Cpu);
     let _model = BertForTokenClassification::new(vs.root(), &config).unwrap();
     if let Some(label) = forced_label {
-        let index = NER_LABELS
+        let index = labels
             .iter()
             .position(|l| *l == label)
-            .expect("a CoNLL label");
+            .expect("one of the labels");
         let vars = vs.variables();
         tch::no_grad(|| {
             let _ = vars["classifier.weight"].shallow_clone().fill_(0.0);
