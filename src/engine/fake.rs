@@ -20,6 +20,8 @@ const DIM: usize = 64;
 #[derive(Debug, Clone)]
 pub struct FakeEngine {
     info: EngineInfo,
+    /// The models the next calls run on ([`Engine::select`]); all of `info` when none.
+    selected: Option<EngineInfo>,
     /// Time each call takes.
     pub delay: Duration,
     /// Held shut by a test that needs the model thread busy; see [`Gate`].
@@ -48,6 +50,7 @@ impl FakeEngine {
         info.insert(Role::Summarizer, model("fake-summarizer"));
         FakeEngine {
             info,
+            selected: None,
             delay: Duration::ZERO,
             gate: None,
         }
@@ -165,12 +168,40 @@ impl Gate {
 
 impl Engine for FakeEngine {
     fn info(&self) -> &EngineInfo {
-        &self.info
+        self.selected.as_ref().unwrap_or(&self.info)
+    }
+
+    fn served(&self) -> Vec<super::Served> {
+        self.info
+            .iter()
+            .map(|(role, info)| super::Served {
+                role,
+                info: info.clone(),
+                default: true,
+            })
+            .collect()
+    }
+
+    fn select(&mut self, pick: &super::Pick) -> Result<()> {
+        let mut selected = EngineInfo::default();
+        for (role, key) in &pick.0 {
+            match self.info.get(*role) {
+                Some(info) if info.key() == *key => selected.insert(*role, info.clone()),
+                _ => {
+                    return Err(crate::error::Error::Internal(format!(
+                        "the fake engine has no model {key} of [{}]",
+                        role.section()
+                    )))
+                }
+            }
+        }
+        self.selected = Some(selected);
+        Ok(())
     }
 
     fn embed(&mut self, sentences: &[&str]) -> Result<Vec<Embedding>> {
         self.pause();
-        self.info.require(Role::Encoder)?;
+        self.info().require(Role::Encoder)?;
         Ok(sentences
             .iter()
             .map(|s| {
@@ -194,7 +225,7 @@ impl Engine for FakeEngine {
 
     fn tag(&mut self, texts: &[&str]) -> Result<Vec<Tagged>> {
         self.pause();
-        self.info.require(Role::Ner)?;
+        self.info().require(Role::Ner)?;
         Ok(texts
             .iter()
             .map(|text| {
@@ -237,7 +268,7 @@ impl Engine for FakeEngine {
 
     fn generate(&mut self, texts: &[&str], options: &Generation) -> Result<Vec<Generated>> {
         self.pause();
-        let window = self.info.require(Role::Summarizer)?.max_input_tokens;
+        let window = self.info().require(Role::Summarizer)?.max_input_tokens;
         Ok(texts
             .iter()
             .map(|t| {
@@ -256,7 +287,7 @@ impl Engine for FakeEngine {
     }
 
     fn count_tokens(&mut self, model: Role, texts: &[&str]) -> Result<Vec<usize>> {
-        self.info.require(model)?;
+        self.info().require(model)?;
         // The fake models' tokens are words.
         Ok(texts
             .iter()

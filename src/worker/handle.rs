@@ -86,6 +86,11 @@ impl Worker {
             .sum()
     }
 
+    /// Requests waiting in one lane of `task`'s queue.
+    pub fn lane_depth(&self, task: Task, lane: Lane) -> usize {
+        self.shared.lock().queues.len(task, lane)
+    }
+
     /// Every model: served, being loaded, or failed in the last reload.
     pub fn models(&self) -> Vec<ModelStatus> {
         self.shared.lock().catalog.statuses()

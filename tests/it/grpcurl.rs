@@ -28,6 +28,7 @@ async fn grpcurl_lists_services_and_summarizes_the_khan_li_article() {
     );
     for service in [
         "gist.v1.EntityExtractor",
+        "gist.v1.Models",
         "gist.v1.Summarizer",
         "grpc.health.v1.Health",
     ] {

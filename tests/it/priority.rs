@@ -11,7 +11,7 @@ use gist::pb;
 use gist::pb::entity_extractor_client::EntityExtractorClient;
 use gist::server::Limits;
 use gist::tasks::Task;
-use gist::worker::{Worker, WorkerArgs};
+use gist::worker::{Lane, Worker, WorkerArgs};
 use tokio_stream::StreamExt;
 
 async fn start(engine: FakeEngine, args: WorkerArgs) -> (TestServer, Worker) {
@@ -82,7 +82,8 @@ async fn an_interactive_call_overtakes_queued_batch_work() {
             .unwrap();
         answer.into_inner()
     });
-    crate::common::until(|| worker.queue_depth(Task::Entities) >= 21).await;
+    crate::common::until(|| worker.lane_depth(Task::Entities, Lane::Interactive) == 1).await;
+    assert!(worker.lane_depth(Task::Entities, Lane::Batch) >= 20);
     // Two batches pass the gate: the one held, and the next, which must be the
     // interactive call (FIFO would run the queued batch items first and hold the call
     // behind the gate until the test gave up).
