@@ -110,7 +110,10 @@ pub type Loader = Arc<dyn ModelLoader>;
 
 /// The work of a reload, run off the model thread: it reports the models it is about to
 /// load (new or changed) through its argument, then loads them.
-pub type ReloadWork = Box<dyn FnOnce(&dyn Fn(&[(Role, String)])) -> Result<Staged> + Send>;
+pub type ReloadWork = Box<dyn FnOnce(&Announce) -> Result<Staged> + Send>;
+
+/// Told the models (role and name) a reload is about to load.
+pub type Announce = dyn Fn(&[(Role, String)]);
 
 /// What a reload prepared for [`Engine::apply_reload`].
 pub struct Staged {
@@ -325,7 +328,7 @@ impl Engine for Models {
             .filter(|e| e.serving)
             .map(|e| (e.role, e.info.key()))
             .collect();
-        Ok(Box::new(move |announce: &dyn Fn(&[(Role, String)])| {
+        Ok(Box::new(move |announce: &Announce| {
             let manifest = Manifest::load(&dir)?;
             let mut failed = Vec::new();
             let mut todo = Vec::new();
