@@ -183,9 +183,9 @@ impl<'de> Deserialize<'de> for Manifest {
 impl Manifest {
     /// A manifest with just `spec` for `role`.
     pub fn one(role: Role, spec: ModelSpec) -> Manifest {
-        Manifest {
-            models: BTreeMap::from([(role, vec![spec])]),
-        }
+        let mut manifest = Manifest::default();
+        manifest.set(role, spec);
+        manifest
     }
 
     /// Check the rules the format does not say by itself, and put each role's default
@@ -531,6 +531,52 @@ mod tests {
         .unwrap();
         let e = Manifest::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("unknown variant") && e.contains("onnx"), "{e}");
+    }
+
+    #[test]
+    fn a_role_may_list_several_models_with_one_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| std::fs::write(dir.path().join(MANIFEST_FILE), text).unwrap();
+        write("[[ner]]\nname = \"a\"\npath = \"a\"\n[[ner]]\nname = \"b\"\npath = \"b\"\ndefault = true\n[encoder]\nname = \"e\"\npath = \"e\"\n");
+        let m = Manifest::load(dir.path()).unwrap();
+        assert_eq!(m.get(Role::Ner).unwrap().name, "b");
+        let all: Vec<(Role, &str, bool)> = m
+            .iter()
+            .map(|(r, s)| (r, s.name.as_str(), s.default))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                (Role::Encoder, "e", true),
+                (Role::Ner, "b", true),
+                (Role::Ner, "a", false)
+            ]
+        );
+        let refused = |text: &str| {
+            write(text);
+            Manifest::load(dir.path()).unwrap_err().to_string()
+        };
+        let e =
+            refused("[[ner]]\nname = \"a\"\npath = \"a\"\n[[ner]]\nname = \"b\"\npath = \"b\"\n");
+        assert!(e.contains("marks 0 with `default = true`"), "{e}");
+        let e =
+            refused("[[ner]]\nname = \"a\"\npath = \"a\"\n[encoder]\nname = \"a\"\npath = \"e\"\n");
+        assert!(e.contains("used twice"), "{e}");
+        let e = refused("[ner]\nname = \"a@1\"\npath = \"a\"\n");
+        assert!(e.contains("no '@'"), "{e}");
+        let e = refused("[[ner]]\nname = \"a\"\npath = \"a\"\ncolour = 1\n");
+        assert!(e.contains("[ner]: unknown field `colour`"), "{e}");
+        // The CLI's editor leaves lists to the user.
+        let e = set_entry(
+            "[[ner]]\nname = \"a\"\npath = \"a\"\n",
+            Role::Ner,
+            "n",
+            "n",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("edit models.toml by hand"), "{e}");
     }
 
     #[test]

@@ -88,6 +88,65 @@ async fn grpcurl_lists_services_and_summarizes_the_khan_li_article() {
     }
     assert!(response.get("unsupportedEntities").is_none(), "{response}");
 
+    // The README's model commands: ListModels, a call naming the NER model, an unknown
+    // name, and a reload that finds nothing changed.
+    let run = |args: Vec<String>| {
+        let grpcurl = grpcurl.clone();
+        tokio::task::spawn_blocking(move || Command::new(grpcurl).args(args).output().unwrap())
+    };
+    let plain = |rest: &[&str]| -> Vec<String> {
+        std::iter::once("-plaintext")
+            .chain(rest.iter().copied())
+            .map(String::from)
+            .collect()
+    };
+    let list = run(plain(&[&addr, "gist.v1.Models/ListModels"]))
+        .await
+        .unwrap();
+    let models: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let ner = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["task"] == "ner")
+        .unwrap()
+        .clone();
+    assert_eq!(ner["name"], "conll03-minilm-ner");
+    assert_eq!(
+        (ner["state"].as_str(), ner["default"].as_bool()),
+        (Some("MODEL_STATE_READY"), Some(true))
+    );
+    assert_eq!(
+        ner["labels"],
+        serde_json::json!(["PER", "ORG", "LOC", "MISC"])
+    );
+    let named = run(plain(&[
+        "-d",
+        r#"{"text": "Imran Khan met Li Keqiang in Islamabad.", "model": "conll03-minilm-ner"}"#,
+        &addr,
+        "gist.v1.EntityExtractor/ExtractEntities",
+    ]))
+    .await
+    .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&named.stdout).unwrap();
+    assert_eq!(answer["modelVersion"], ner["version"]);
+    let unknown = run(plain(&[
+        "-d",
+        r#"{"text": "Imran Khan met Li Keqiang.", "model": "bert-large-ner"}"#,
+        &addr,
+        "gist.v1.EntityExtractor/ExtractEntities",
+    ]))
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("InvalidArgument") && stderr.contains(r#"(known: "conll03-minilm-ner")"#),
+        "{stderr}"
+    );
+    let reload = run(plain(&[&addr, "gist.v1.Models/Reload"])).await.unwrap();
+    let reloaded: serde_json::Value = serde_json::from_slice(&reload.stdout).unwrap();
+    assert_eq!(reloaded, models, "nothing changed, so nothing was reloaded");
+
     // Health through grpcurl, as a load balancer probe would.
     let health = tokio::task::spawn_blocking(move || {
         Command::new(grpcurl)
