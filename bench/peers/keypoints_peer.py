@@ -15,9 +15,11 @@ Mirrors of gist's code (keep them in step when that code changes):
   binding of the same Rust crate: 1.0.32 wraps crate 0.1.32, gist pins 0.1.33), a leading
   dateline cut off each paragraph's first sentence, segments without a letter or digit
   dropped, boilerplate (share rows, sign-offs) left out of the candidates.
-- `embed`: src/engine/rust_bert.rs `Encoder::embed` — sentences sorted by token count,
-  batches of 32, at most 256 tokens (sentence_bert_config.json), mean pooling over the
-  attention mask, unit length.
+- `embed`: src/engine/embedding.rs `embed` as it was until 2026-12-02 (and as
+  sentence-transformers' `encode` batches) — sentences sorted by token count, batches of 32,
+  at most 256 tokens (sentence_bert_config.json), mean pooling over the attention mask, unit
+  length. gist now cuts the sorted sentences by cost (`plan`), padding less; the fp32 key
+  points are the same either way.
 - `select`: src/text/rank.rs `select` with `RankWeights::default()` (training/tune_rank.py
   holds a numpy mirror of an older version, with other defaults and a word budget).
 """

@@ -17,8 +17,11 @@ windows run in batches of --batch-size; each token keeps the prediction of the f
 that holds it outside that window's overlap; a word takes its first sub-token's label, and
 B-/I- runs of one type become one entity (the pipeline's "simple" aggregation).
 keypoints: keypoints_peer.py's sentence splitting and ranking (gist's mirrors), with the
-encoder run by ONNX Runtime: sentences sorted by length, batches of 32, at most 256 tokens,
-mean pooling over the attention mask, unit length.
+encoder run by ONNX Runtime: sentences sorted by length, batches of 32 (sentence-transformers'
+`encode` does the same), at most 256 tokens, mean pooling over the attention mask, unit
+length. `--batches planned` cuts the sorted sentences as gist does instead (a mirror of
+src/engine/embedding.rs `plan`: a pass costs 32 token slots beyond rows x its widest row),
+to measure the two with the same batches; bench/run.py measures the default.
 """
 import argparse
 import json
@@ -181,12 +184,38 @@ EMBED_BATCH = 32
 MAX_TOKENS = 256
 
 
-def embed(sess, tok, sentences):
+PASS_COST = 32
+
+
+def plan(widths, max_rows=EMBED_BATCH, pass_cost=PASS_COST):
+    """src/engine/embedding.rs `plan`: cut ascending `widths` into consecutive batches of at
+    most `max_rows` with the least sum of pass_cost + rows x widest row; [(start, end)]."""
+    n = len(widths)
+    best, start = [0] * (n + 1), [0] * (n + 1)
+    for j in range(1, n + 1):
+        cost, frm = None, j - 1
+        for i in range(max(0, j - max_rows), j):
+            c = best[i] + pass_cost + (j - i) * widths[j - 1]
+            if cost is None or c < cost:
+                cost, frm = c, i
+        best[j], start[j] = cost, frm
+    out, j = [], n
+    while j > 0:
+        out.append((start[j], j))
+        j = start[j]
+    return out[::-1]
+
+
+def embed(sess, tok, sentences, batches="fixed"):
     counts = [len(e.ids) for e in tok.encode_batch(sentences)]
     order = sorted(range(len(sentences)), key=lambda i: counts[i])
+    if batches == "planned":
+        cuts = plan([min(counts[i], MAX_TOKENS) for i in order])
+    else:
+        cuts = [(b, min(b + EMBED_BATCH, len(order))) for b in range(0, len(order), EMBED_BATCH)]
     out = None
-    for b in range(0, len(order), EMBED_BATCH):
-        chunk = order[b:b + EMBED_BATCH]
+    for lo, hi in cuts:
+        chunk = order[lo:hi]
         encs = [tok.encode(sentences[i]) for i in chunk]
         ids, mask = pad([e.ids[:MAX_TOKENS - 1] + e.ids[-1:] if len(e.ids) > MAX_TOKENS
                          else e.ids for e in encs])
@@ -224,7 +253,7 @@ def run_keypoints(args):
         content = [s for s, boilerplate in sentences if not boilerplate]
         candidates = content or [s for s, _ in sentences]
         t1 = time.perf_counter()
-        emb, tokens = embed(sess, tok, candidates)
+        emb, tokens = embed(sess, tok, candidates, args.batches)
         t2 = time.perf_counter()
         chosen = kp.select(emb, [len(s.split()) for s in candidates], args.k)
         timing["split"] += t1 - t0
@@ -248,7 +277,7 @@ def run_keypoints(args):
     return {
         "peer": "ort-keypoints", "model": os.path.basename(os.path.normpath(args.model)),
         "precision": args.precision, "threads": args.threads, "k": args.k,
-        "articles": len(results), "seconds": round(seconds, 3),
+        "batches": args.batches, "articles": len(results), "seconds": round(seconds, 3),
         "articles_per_second": round(len(results) / seconds, 3),
         "sentences": timing["sentences"], "tokens": timing["tokens"],
         "stage_seconds": {s: round(timing[s], 3) for s in ("split", "embed", "rank")},
@@ -281,6 +310,9 @@ def main():
     keyp.add_argument("--limit", type=int, default=30)
     keyp.add_argument("--k", type=int, default=5)
     keyp.add_argument("--output")
+    keyp.add_argument("--batches", choices=["fixed", "planned"], default="fixed",
+                      help="fixed: length-sorted batches of 32, as a user writes it; planned: "
+                           "cut as gist's engine cuts them")
     args = ap.parse_args()
     if args.part == "ner":
         if args.quick:
