@@ -12,7 +12,7 @@ HTTP_LISTEN ?= 127.0.0.1:8080
 # The libtorch-free build (README, "Runtimes"): ONNX Runtime only, what the image ships.
 ONNX_ONLY = --no-default-features --features onnx
 
-.PHONY: serve test setup build build-onnx lint bench bench-quick
+.PHONY: serve test setup build build-onnx lint bench bench-quick fuzz
 
 serve: setup
 	$(CARGO) build --release --locked
@@ -27,6 +27,12 @@ test: setup
 	bash scripts/api-clients.sh
 	$(CARGO) test --release --locked
 	$(CARGO) test --release --locked $(ONNX_ONLY)
+	bash scripts/fuzz.sh 5
+
+# The fuzz targets of the text functions, FUZZ_SECONDS each (README, "Tests"): make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 600
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 setup:
 	@bash scripts/setup.sh

@@ -80,7 +80,17 @@ pub fn merge(text: &str, words: &[WordTag]) -> Vec<Entity> {
     let close = |open: Option<Open>, out: &mut Vec<Entity>| {
         if let Some(o) = open {
             if let Some(span) = Span::from_chars(&map, o.start, o.end) {
-                let span = widen(span).trim(text);
+                let mut span = widen(span);
+                // Two words in one grapheme cluster ("{" and a combining mark after it):
+                // widened, the second entity would overlap the first; it starts where the
+                // first ends (a cluster boundary) instead.
+                if let Some(last) = out.last() {
+                    if span.start < last.span.end {
+                        span = Span::from_chars(&map, last.span.end, span.end.max(last.span.end))
+                            .unwrap_or(span);
+                    }
+                }
+                let span = span.trim(text);
                 if !span.is_empty() {
                     out.push(Entity {
                         text: span.slice(text).to_string(),
@@ -205,6 +215,32 @@ fn join_hyphenated(text: &str, entities: Vec<Entity>) -> Vec<Entity> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_that_split_a_grapheme_cluster_never_give_overlapping_entities() {
+        // Found by fuzz/fuzz_targets/entities.rs: "{" and the combining mark after it are
+        // two words; widened to whole clusters, both entities began at 0.
+        let text = "{\u{657}Imran Khan";
+        let words = [
+            WordTag {
+                start: 0,
+                end: 1,
+                label: "B-PER".into(),
+                score: 0.9,
+            },
+            WordTag {
+                start: 1,
+                end: 12,
+                label: "I-ORG".into(),
+                score: 0.9,
+            },
+        ];
+        let entities = merge(text, &words);
+        assert_eq!(entities.len(), 2, "{entities:?}");
+        assert_eq!(entities[0].text, "{\u{657}");
+        assert_eq!(entities[1].text, "Imran Khan");
+        assert!(entities[0].span.end <= entities[1].span.start);
+    }
 
     /// Tag each whitespace-separated word of `text` with the given labels.
     fn tag(text: &str, labels: &[&str]) -> Vec<WordTag> {

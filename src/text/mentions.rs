@@ -117,7 +117,12 @@ fn occurrences(source: &str, words: &[String], ignore_case: bool) -> Vec<Span> {
                     }
                 }
             }
-            if ok && !is_word_char(source, end, false) {
+            // Mentions never overlap: a name of symbols ("--") repeated in a run of them
+            // ("------") is found once per copy, not at every offset.
+            let after_last = out
+                .last()
+                .is_none_or(|last: &Span| ts + offset >= last.byte_end);
+            if ok && after_last && !is_word_char(source, end, false) {
                 if let Some(span) = Span::from_bytes(&map, ts + offset, end) {
                     out.push(span);
                 }
@@ -130,6 +135,15 @@ fn occurrences(source: &str, words: &[String], ignore_case: bool) -> Vec<Span> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mentions_never_overlap() {
+        // Found by fuzz/fuzz_targets/mentions.rs: "\0\0" matched at every offset of a run.
+        let spans = find("~#\0\0\0\0\0\0", "\0\0");
+        let starts: Vec<usize> = spans.iter().map(|s| s.start).collect();
+        assert_eq!(starts, [2, 4, 6]);
+        assert_eq!(find("a -- b ---- c", "--").len(), 3);
+    }
 
     fn found(source: &str, name: &str) -> Vec<&'static str> {
         find(source, name)
