@@ -12,6 +12,7 @@ struct Input {
     pack: u8,
     window: u8,
     overlap: u8,
+    context: u8,
 }
 
 /// A stand-in tokenizer: one token per word plus one per 4 characters of it.
@@ -24,7 +25,8 @@ fuzz_target!(|input: Input| {
     let window = usize::from(input.window) + 2;
     let pack = usize::from(input.pack);
     let overlap = usize::from(input.overlap) % window;
-    let pieces = windows::pieces(text, pack, window, overlap, &count);
+    let context = usize::from(input.context) % 64;
+    let pieces = windows::pieces(text, pack, window, overlap, context, &count);
     let n = text.chars().count();
     let mut kept = 0;
     for p in &pieces {

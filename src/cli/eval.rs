@@ -25,16 +25,19 @@ pub fn ner(args: EvalNerArgs) -> anyhow::Result<()> {
     tracing::info!(sentences = sentences.len(), model = %model.name, "evaluating");
     let started = std::time::Instant::now();
     let total = sentences.len();
-    let report = crate::eval::ner::evaluate(engine.as_mut(), &sentences, args.batch, |done| {
-        if done % 640 < args.batch || done == total {
+    let report =
+        crate::eval::ner::evaluate(engine.as_mut(), &sentences, args.unit, args.batch, |done| {
             tracing::info!(done, total, "tagged");
-        }
-    })?;
+        })?;
     println!(
-        "model {}: {} ({} sentences, {:.1} s)\n",
+        "model {}: {} ({} sentences, read by {}, {:.1} s)\n",
         model.name,
         args.conll.display(),
         total,
+        match args.unit {
+            crate::eval::ner::Unit::Document => "document",
+            crate::eval::ner::Unit::Sentence => "sentence",
+        },
         started.elapsed().as_secs_f64()
     );
     print!("{}", report.table());

@@ -168,7 +168,11 @@ pub struct EvalSummarizeArgs {
 pub struct EvalNerArgs {
     /// CoNLL file: `TOKEN … TAG` per line, blank lines between sentences.
     pub conll: PathBuf,
-    /// Sentences per forward pass.
+    /// What one text holds: a whole document, one sentence per line (as a service reads an
+    /// article), or each sentence alone.
+    #[arg(long, value_enum, default_value_t = crate::eval::ner::Unit::Document)]
+    pub unit: crate::eval::ner::Unit,
+    /// Texts per call.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
     /// Also write the scores as JSON to this file.

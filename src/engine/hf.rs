@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::manifest::{ModelSpec, Runtime};
+use super::tagging::Packing;
 
 /// What loading a model can fail with, before it becomes [`crate::Error::ModelLoad`].
 pub(crate) type LoadResult<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -39,6 +40,18 @@ impl HfConfig {
             max_positions,
             json,
         })
+    }
+
+    /// How a token classifier was trained to read its input: `gist_pack_tokens` and
+    /// `gist_context_tokens` (written by `training/train_ner.py` for models trained with
+    /// document context); a model without them reads sentences packed as it always did.
+    pub fn packing(&self) -> Packing {
+        let key = |k: &str| self.json[k].as_u64().map(|n| n as usize);
+        let default = Packing::default();
+        Packing {
+            pack: key("gist_pack_tokens").unwrap_or(default.pack).max(1),
+            context: key("gist_context_tokens").unwrap_or(default.context),
+        }
     }
 
     /// The labels by class index, from `id2label`.

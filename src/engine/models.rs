@@ -41,6 +41,9 @@ pub struct SubToken {
     pub label: String,
     /// The probability of that label.
     pub score: f32,
+    /// The probability of every label, in the order of [`TokenClassifier::labels`]; empty
+    /// when the backend gives only the most probable one.
+    pub probs: Vec<f32>,
 }
 
 /// A token classifier, as a backend runs it.
@@ -49,6 +52,12 @@ pub trait TokenClassifier {
     fn max_tokens(&self) -> usize;
     /// Sub-word tokens of `text`, special tokens excluded.
     fn sub_words(&self, text: &str) -> usize;
+    /// The model's labels by class index.
+    fn labels(&self) -> &[String];
+    /// How the model reads a text (sentences packed, document context), as trained.
+    fn packing(&self) -> tagging::Packing {
+        tagging::Packing::default()
+    }
     /// The sub-word tokens of each text of `batch` with their labels, in text order
     /// (special tokens left out). Each text fits the model window.
     ///

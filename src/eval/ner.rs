@@ -12,22 +12,37 @@ use crate::error::Result;
 use crate::tasks::{self, EntitiesJob};
 use crate::text::entities::Entity;
 
-/// Run every sentence through the ExtractEntities pipeline (`batch` sentences per forward
-/// pass) and score the entities against the gold tags. `progress` is called with the
-/// number of sentences done.
+/// What one text of the evaluation holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Unit {
+    /// A whole document, one sentence per line, as a service sees an article: the model
+    /// reads each sentence with its neighbours when it was trained so.
+    #[default]
+    Document,
+    /// Each sentence alone, as CoNLL is often scored.
+    Sentence,
+}
+
+/// Run every document (or sentence, by `unit`) through the ExtractEntities pipeline
+/// (`batch` texts per call) and score the entities against the gold tags. `progress` is
+/// called with the number of sentences done.
 ///
 /// # Errors
 /// Model errors.
 pub fn evaluate(
     engine: &mut dyn Engine,
     sentences: &[Sentence],
+    unit: Unit,
     batch: usize,
     mut progress: impl FnMut(usize),
 ) -> Result<Report> {
-    let mut predicted = Vec::with_capacity(sentences.len());
-    for chunk in sentences.chunks(batch.max(1)) {
-        let prepared: Vec<(String, Vec<(usize, usize)>)> =
-            chunk.iter().map(Sentence::text).collect();
+    let texts = units(sentences, unit);
+    let mut predicted: Vec<Vec<String>> = Vec::with_capacity(sentences.len());
+    for chunk in texts.chunks(batch.max(1)) {
+        let prepared: Vec<(String, Vec<TokenSpans>)> = chunk
+            .iter()
+            .map(|range| document(&sentences[range.clone()]))
+            .collect();
         let jobs: Vec<EntitiesJob> = prepared
             .iter()
             .map(|(text, _)| EntitiesJob {
@@ -40,7 +55,9 @@ pub fn evaluate(
             .into_iter()
             .collect::<Result<Vec<_>>>()?;
         for ((_, spans), found) in prepared.iter().zip(found) {
-            predicted.push(tags_from_entities(spans, &found.entities));
+            for sentence in spans {
+                predicted.push(tags_from_entities(sentence, &found.entities));
+            }
         }
         progress(predicted.len());
     }
@@ -48,9 +65,52 @@ pub fn evaluate(
     Ok(score(&gold, &predicted))
 }
 
+/// The texts of the evaluation as ranges of `sentences`: each document's sentences, or
+/// each sentence alone.
+fn units(sentences: &[Sentence], unit: Unit) -> Vec<std::ops::Range<usize>> {
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, s) in sentences.iter().enumerate() {
+        match out.last_mut() {
+            Some(last) if unit == Unit::Document && sentences[last.start].doc == s.doc => {
+                last.end = i + 1;
+            }
+            _ => out.push(i..i + 1),
+        }
+    }
+    out
+}
+
+/// The spans of a sentence's tokens in its text, in code points.
+type TokenSpans = Vec<(usize, usize)>;
+
+/// Sentences as one text, one per line, with each sentence's token spans.
+fn document(sentences: &[Sentence]) -> (String, Vec<TokenSpans>) {
+    let mut text = String::new();
+    let mut spans = Vec::with_capacity(sentences.len());
+    let mut offset = 0;
+    for s in sentences {
+        if !text.is_empty() {
+            text.push('\n');
+            offset += 1;
+        }
+        let (line, line_spans) = s.text();
+        spans.push(
+            line_spans
+                .into_iter()
+                .map(|(a, b)| (a + offset, b + offset))
+                .collect(),
+        );
+        offset += line.chars().count();
+        text.push_str(&line);
+    }
+    (text, spans)
+}
+
 /// One CoNLL sentence: tokens and their gold IOB tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sentence {
+    /// The document it belongs to: documents are numbered from 0 in file order.
+    pub doc: usize,
     /// Tokens.
     pub tokens: Vec<String>,
     /// Gold tags (`O`, `B-PER`, …), one per token.
@@ -83,27 +143,34 @@ impl Sentence {
 pub const DOC_START: &str = concat!("-DOC", "START-");
 
 /// Parse a CoNLL file: one `TOKEN … TAG` line per token (the tag is the last column), a
-/// blank line between sentences, document separator lines ([`DOC_START`]) ignored.
+/// blank line between sentences, a document separator line ([`DOC_START`]) before each
+/// document (a file without them is one document).
 ///
 /// # Errors
 /// A line with a single column, naming its number.
 pub fn parse_conll(text: &str) -> Result<Vec<Sentence>, String> {
-    let mut out = Vec::new();
-    let mut current = Sentence {
+    let mut out: Vec<Sentence> = Vec::new();
+    let empty = |doc| Sentence {
+        doc,
         tokens: vec![],
         tags: vec![],
     };
+    let mut current = empty(0);
+    let mut seen_separator = false;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_end();
-        if line.is_empty() || line.starts_with(DOC_START) {
+        let separator = line.starts_with(DOC_START);
+        if line.is_empty() || separator {
+            let doc = current.doc;
             if !current.tokens.is_empty() {
-                out.push(std::mem::replace(
-                    &mut current,
-                    Sentence {
-                        tokens: vec![],
-                        tags: vec![],
-                    },
-                ));
+                out.push(std::mem::replace(&mut current, empty(doc)));
+            }
+            if separator {
+                // The first separator opens document 0; each later one a new document.
+                if seen_separator || !out.is_empty() {
+                    current.doc += 1;
+                }
+                seen_separator = true;
             }
             continue;
         }
@@ -295,6 +362,25 @@ mod tests {
         assert_eq!(s[1].tags, ["B-PER", "I-PER"]);
         assert_eq!(s[1].text(), ("Jane Roe".to_string(), vec![(0, 4), (5, 8)]));
         assert!(parse_conll("lonely\n").unwrap_err().contains("line 1"));
+        assert_eq!((s[0].doc, s[1].doc), (0, 0));
+    }
+
+    #[test]
+    fn documents_are_numbered_and_read_one_sentence_per_line() {
+        let text = format!(
+            "{DOC_START} -X- -X- O\n\nGist NNP B-NP B-ORG\nships VBZ B-VP O\n\nJane NNP B-NP B-PER\n\n{DOC_START} -X- -X- O\n\nRoe NNP B-NP B-PER\n"
+        );
+        let s = parse_conll(&text).unwrap();
+        assert_eq!(s.iter().map(|s| s.doc).collect::<Vec<_>>(), [0, 0, 1]);
+        // Without separators the file is one document.
+        let plain = parse_conll("A x O\n\nB x O\n").unwrap();
+        assert_eq!((plain[0].doc, plain[1].doc), (0, 0));
+
+        assert_eq!(units(&s, Unit::Document), [0..2, 2..3]);
+        assert_eq!(units(&s, Unit::Sentence), [0..1, 1..2, 2..3]);
+        let (text, spans) = document(&s[0..2]);
+        assert_eq!(text, "Gist ships\nJane");
+        assert_eq!(spans, [vec![(0, 4), (5, 10)], vec![(11, 15)]]);
     }
 
     #[test]

@@ -25,11 +25,17 @@ pub struct Piece {
 /// Cut `text` into pieces: whole sentences packed up to `pack` tokens (counted by
 /// `count`), and any sentence over `window` tokens cut into windows of at most `window`
 /// tokens overlapping by `overlap`. The keep ranges tile the text.
+///
+/// With `context` > 0, a packed piece also reads whole neighbouring sentences, nearest
+/// first, up to `context` tokens on each side and `window` in all, and keeps only its
+/// own sentences: document context, as FLERT-style models are trained (an overlong
+/// sentence's windows are never context).
 pub fn pieces(
     text: &str,
     pack: usize,
     window: usize,
     overlap: usize,
+    context: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Vec<Piece> {
     let window = window.max(1);
@@ -44,34 +50,59 @@ pub fn pieces(
     cuts.sort_unstable();
     cuts.dedup();
     cuts.push(text.len());
+    let mut segs: Vec<(Range<usize>, usize)> = Vec::with_capacity(cuts.len());
+    let mut seg_start = 0;
+    for cut in cuts {
+        if cut > seg_start {
+            segs.push((seg_start..cut, count(&text[seg_start..cut])));
+            seg_start = cut;
+        }
+    }
 
     // (bytes, keep bytes, tokens)
     let mut raw: Vec<(Range<usize>, Range<usize>, usize)> = Vec::new();
-    let (mut start, mut tokens) = (0usize, 0usize);
-    let mut seg_start = 0;
-    for cut in cuts {
-        if cut <= seg_start {
-            continue;
-        }
-        let seg = seg_start..cut;
-        seg_start = cut;
-        let n = count(&text[seg.clone()]);
-        if n > window || (tokens > 0 && tokens + n > pack) {
-            if seg.start > start {
-                raw.push((start..seg.start, start..seg.start, tokens));
-            }
-            start = seg.start;
-            tokens = 0;
-        }
-        if n > window {
+    let mut first = 0;
+    while first < segs.len() {
+        let (seg, n) = &segs[first];
+        if *n > window {
             raw.extend(windows(text, seg.clone(), window, overlap, count));
-            start = seg.end;
+            first += 1;
             continue;
         }
-        tokens += n;
-    }
-    if start < text.len() {
-        raw.push((start..text.len(), start..text.len(), tokens));
+        // Sentences first..last are the piece's own.
+        let (mut last, mut tokens) = (first + 1, *n);
+        while last < segs.len() && segs[last].1 <= window && tokens + segs[last].1 <= pack {
+            tokens += segs[last].1;
+            last += 1;
+        }
+        // Whole neighbours as context, one on each side in turn.
+        let (mut lo, mut hi, mut left, mut right) = (first, last, 0, 0);
+        let fits =
+            |side: usize, n: usize, tokens: usize| side + n <= context && tokens + n <= window;
+        loop {
+            let mut grew = false;
+            if lo > 0 && fits(left, segs[lo - 1].1, tokens) {
+                lo -= 1;
+                left += segs[lo].1;
+                tokens += segs[lo].1;
+                grew = true;
+            }
+            if hi < segs.len() && fits(right, segs[hi].1, tokens) {
+                right += segs[hi].1;
+                tokens += segs[hi].1;
+                hi += 1;
+                grew = true;
+            }
+            if !grew {
+                break;
+            }
+        }
+        raw.push((
+            segs[lo].0.start..segs[hi - 1].0.end,
+            segs[first].0.start..segs[last - 1].0.end,
+            tokens,
+        ));
+        first = last;
     }
     let map = CharMap::new(text);
     let char_of = |b: usize| map.char_of(b).unwrap_or(map.char_len());
@@ -188,7 +219,7 @@ mod tests {
     #[test]
     fn sentences_are_packed_up_to_the_budget() {
         let text = "One two three. Four five six. Seven eight nine. Ten.";
-        let p = pieces(text, 6, 6, 2, &words);
+        let p = pieces(text, 6, 6, 2, 0, &words);
         let got: Vec<&str> = p.iter().map(|p| &text[p.bytes.clone()]).collect();
         assert_eq!(
             got,
@@ -200,7 +231,7 @@ mod tests {
     #[test]
     fn a_small_pack_budget_keeps_sentences_apart_but_does_not_window_them() {
         let text = "One two three four. Five six seven eight. Nine.";
-        let p = pieces(text, 3, 10, 2, &words);
+        let p = pieces(text, 3, 10, 2, 0, &words);
         let got: Vec<&str> = p.iter().map(|p| &text[p.bytes.clone()]).collect();
         assert_eq!(
             got,
@@ -213,7 +244,7 @@ mod tests {
     fn an_overlong_sentence_becomes_overlapping_windows() {
         let sentence: Vec<String> = (0..50).map(|i| format!("w{i}")).collect();
         let text = format!("Short one. {} end. Last “one” 🚀.", sentence.join(" "));
-        let p = pieces(&text, 10, 10, 4, &words);
+        let p = pieces(&text, 10, 10, 4, 0, &words);
         check_tiling(&text, &p);
         assert!(p.len() > 5);
         for w in p.windows(2) {
@@ -238,7 +269,7 @@ mod tests {
 
     #[test]
     fn short_and_empty_texts_are_one_piece() {
-        let p = pieces("Hello.", 10, 10, 2, &words);
+        let p = pieces("Hello.", 10, 10, 2, 0, &words);
         assert_eq!(
             p,
             [Piece {
@@ -248,8 +279,64 @@ mod tests {
                 tokens: 1
             }]
         );
-        assert!(pieces("", 10, 10, 2, &words).is_empty());
-        let spaces = pieces("   ", 10, 10, 2, &words);
+        assert!(pieces("", 10, 10, 2, 0, &words).is_empty());
+        let spaces = pieces("   ", 10, 10, 2, 0, &words);
         assert_eq!(spaces.len(), 1);
+    }
+
+    #[test]
+    fn context_reads_whole_neighbours_and_keeps_only_its_own_sentences() {
+        let text = "One two three. Four five six. Seven eight nine. Ten eleven. Twelve.";
+        let p = pieces(text, 3, 10, 2, 3, &words);
+        check_tiling(text, &p);
+        let got: Vec<(&str, &str)> = p
+            .iter()
+            .map(|p| {
+                let keep_bytes = text
+                    .char_indices()
+                    .map(|(b, _)| b)
+                    .chain([text.len()])
+                    .collect::<Vec<_>>();
+                (
+                    &text[p.bytes.clone()],
+                    &text[keep_bytes[p.keep.start]..keep_bytes[p.keep.end]],
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("One two three. Four five six. ", "One two three. "),
+                (
+                    "One two three. Four five six. Seven eight nine. ",
+                    "Four five six. "
+                ),
+                // Right: "Ten eleven." (2) and then "Twelve." (1) fit in 3.
+                (
+                    "Four five six. Seven eight nine. Ten eleven. Twelve.",
+                    "Seven eight nine. "
+                ),
+                // Left: "Seven eight nine." (3) fits, "Four five six." would not.
+                (
+                    "Seven eight nine. Ten eleven. Twelve.",
+                    "Ten eleven. Twelve."
+                )
+            ]
+        );
+        assert_eq!(p[1].tokens, 9);
+        // The window bounds context too: 3 own + 3 left would pass 5.
+        let tight = pieces(text, 3, 5, 2, 3, &words);
+        check_tiling(text, &tight);
+        assert!(tight.iter().all(|p| p.tokens <= 5));
+    }
+
+    #[test]
+    fn an_overlong_sentence_is_never_context() {
+        let long: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
+        let text = format!("Before it. {} end. After it.", long.join(" "));
+        let p = pieces(&text, 10, 10, 2, 8, &words);
+        check_tiling(&text, &p);
+        assert_eq!(&text[p[0].bytes.clone()], "Before it. ");
+        assert_eq!(&text[p.last().unwrap().bytes.clone()], "After it.");
     }
 }

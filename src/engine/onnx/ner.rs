@@ -9,6 +9,7 @@ use super::{model_file, Batch, GraphInputs, SessionSettings};
 use crate::engine::hf::{self, HfConfig, LoadResult};
 use crate::engine::manifest::ModelSpec;
 use crate::engine::models::{SubToken, TokenClassifier};
+use crate::engine::tagging::Packing;
 use crate::engine::ModelInfo;
 use crate::error::{Error, Result};
 
@@ -19,6 +20,7 @@ pub(super) struct Ner {
     /// Label of each class index (config.json `id2label`).
     labels: Vec<String>,
     max_tokens: usize,
+    packing: Packing,
 }
 
 impl Ner {
@@ -33,6 +35,7 @@ impl Ner {
         let session = super::runtime::session(&file, settings)?;
         let inputs = GraphInputs::of(&session)?;
         let max_tokens = config.max_positions.unwrap_or(512);
+        let packing = config.packing();
         let info = super::info(spec, config, max_tokens);
         Ok((
             Ner {
@@ -41,6 +44,7 @@ impl Ner {
                 tokenizer,
                 labels,
                 max_tokens,
+                packing,
             },
             info,
         ))
@@ -50,6 +54,14 @@ impl Ner {
 impl TokenClassifier for Ner {
     fn max_tokens(&self) -> usize {
         self.max_tokens
+    }
+
+    fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    fn packing(&self) -> Packing {
+        self.packing
     }
 
     fn sub_words(&self, text: &str) -> usize {
@@ -90,11 +102,13 @@ impl TokenClassifier for Ner {
                             .filter(|&j| enc.special[j] == 0)
                             .map(|j| {
                                 let at = (r * width + j) * classes;
-                                let (best, score) = softmax_max(&logits[at..at + classes]);
+                                let probs = softmax(&logits[at..at + classes]);
+                                let best = argmax(&probs);
                                 SubToken {
                                     begin: enc.offsets[j].0,
                                     label: labels[best].clone(),
-                                    score,
+                                    score: probs[best],
+                                    probs,
                                 }
                             })
                             .collect()
@@ -105,19 +119,27 @@ impl TokenClassifier for Ner {
     }
 }
 
-/// The most probable class of one row of logits and its softmax probability.
-fn softmax_max(logits: &[f32]) -> (usize, f32) {
-    let (best, max) =
-        logits
-            .iter()
-            .copied()
-            .enumerate()
-            .fold(
-                (0, f32::NEG_INFINITY),
-                |acc, (i, x)| if x > acc.1 { (i, x) } else { acc },
-            );
-    let sum: f32 = logits.iter().map(|&x| (x - max).exp()).sum();
-    (best, 1.0 / sum)
+/// The softmax of one row of logits.
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+/// The index of the largest value (the first of equals).
+fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
+            if x > best.1 {
+                (i, x)
+            } else {
+                best
+            }
+        })
+        .0
 }
 
 #[cfg(test)]
@@ -125,12 +147,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn softmax_max_picks_the_largest_logit_and_its_probability() {
-        let (best, p) = softmax_max(&[0.0, 2.0, 1.0]);
-        assert_eq!(best, 1);
+    fn softmax_and_argmax_pick_the_largest_logit_and_its_probability() {
+        let probs = softmax(&[0.0, 2.0, 1.0]);
+        assert_eq!(argmax(&probs), 1);
         let want = 2f32.exp() / (1.0 + 2f32.exp() + 1f32.exp());
-        assert!((p - want).abs() < 1e-6, "{p} vs {want}");
-        let (best, p) = softmax_max(&[5.0]);
-        assert_eq!((best, p), (0, 1.0));
+        assert!((probs[1] - want).abs() < 1e-6, "{probs:?} vs {want}");
+        assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!(softmax(&[5.0]), [1.0]);
+        assert_eq!(argmax(&[0.5, 0.5]), 0);
+        // Large logits do not overflow.
+        assert_eq!(argmax(&softmax(&[1000.0, 999.0])), 0);
     }
 }

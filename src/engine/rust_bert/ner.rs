@@ -10,6 +10,7 @@ use tch::Device;
 use super::config::{lower_case, path_str, required, weights, HfConfig, LoadResult};
 use crate::engine::manifest::ModelSpec;
 use crate::engine::models::{SubToken, TokenClassifier};
+use crate::engine::tagging::Packing;
 use crate::engine::ModelInfo;
 use crate::error::Result;
 
@@ -17,6 +18,8 @@ pub(super) struct Ner {
     model: TokenClassificationModel,
     tokenizer: TokenizerOption,
     max_tokens: usize,
+    packing: Packing,
+    labels: Vec<String>,
 }
 
 impl Ner {
@@ -30,9 +33,9 @@ impl Ner {
             "roberta" => (ModelType::Roberta, required(dir, "vocab.json")?, Some(required(dir, "merges.txt")?)),
             other => return Err(format!("token classifiers of type {other:?} are not supported (bert, distilbert, electra, roberta are)").into()),
         };
-        if hf.json["id2label"].as_object().is_none_or(|m| m.is_empty()) {
-            return Err(format!("{}: no id2label labels in config.json", dir.display()).into());
-        }
+        let labels = hf
+            .labels()
+            .map_err(|reason| format!("{}: {reason}", dir.join("config.json").display()))?;
         let lower_case = lower_case(spec);
         let add_prefix_space = merges.as_ref().map(|_| true);
         let mut config = TokenClassificationConfig::new(
@@ -61,6 +64,7 @@ impl Ner {
         )?;
         let model = TokenClassificationModel::new(config)?;
         let max_tokens = hf.max_positions.unwrap_or(512);
+        let packing = hf.packing();
         let info = ModelInfo {
             name: spec.name.clone(),
             architecture: hf.model_type,
@@ -72,6 +76,8 @@ impl Ner {
                 model,
                 tokenizer,
                 max_tokens,
+                packing,
+                labels,
             },
             info,
         ))
@@ -81,6 +87,14 @@ impl Ner {
 impl TokenClassifier for Ner {
     fn max_tokens(&self) -> usize {
         self.max_tokens
+    }
+
+    fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    fn packing(&self) -> Packing {
+        self.packing
     }
 
     fn sub_words(&self, text: &str) -> usize {
@@ -103,6 +117,7 @@ impl TokenClassifier for Ner {
                             begin: o.begin as usize,
                             label: token.label,
                             score: token.score as f32,
+                            probs: token.scores.iter().map(|&p| p as f32).collect(),
                         })
                     })
                     .collect()

@@ -168,6 +168,10 @@ pub struct Token {
     pub offset: Option<Offset>,
     /// Token mask
     pub mask: Mask,
+    /// Probability of every label, by label index (gist: for constrained decoding; empty
+    /// for consolidated tokens)
+    #[serde(default)]
+    pub scores: Vec<f64>,
 }
 
 impl TokenTrait for Token {
@@ -1131,6 +1135,13 @@ impl TokenClassificationModel {
             word_index,
             offset: offsets.to_owned(),
             mask: sentence_tokens.mask[position_idx as usize],
+            scores: std::convert::TryFrom::try_from(
+                &score
+                    .get(sentence_idx)
+                    .get(position_idx)
+                    .to_kind(Kind::Double),
+            )
+            .unwrap_or_default(),
         }
     }
 
@@ -1190,6 +1201,7 @@ impl TokenClassificationModel {
                         word_index,
                         offset,
                         mask: Default::default(),
+                        scores: Vec::new(),
                     };
                     tokens_to_replace.push(((cursor, cursor + sub_tokens.len()), token));
                 }
