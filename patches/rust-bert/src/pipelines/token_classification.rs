@@ -997,6 +997,11 @@ impl TokenClassificationModel {
                         .exp()
                         .sum_dim_intlist([-1].as_slice(), true, Kind::Float);
                 let label_indices = score.argmax(-1, true);
+                // Every label's probability, read once per batch (gist).
+                let (width, classes) = (score.size()[1] as usize, score.size()[2] as usize);
+                let all_scores: Vec<f64> =
+                    std::convert::TryFrom::try_from(&score.to_kind(Kind::Double).flatten(0, -1))
+                        .unwrap_or_default();
                 for sentence_idx in 0..label_indices.size()[0] {
                     let labels = label_indices.get(sentence_idx);
                     let feature = &features[sentence_idx as usize];
@@ -1019,7 +1024,7 @@ impl TokenClassificationModel {
                         if !(mask == Mask::Continuation) {
                             word_idx += 1;
                         }
-                        let token = {
+                        let mut token = {
                             self.decode_token(
                                 &original_chars,
                                 feature,
@@ -1031,6 +1036,10 @@ impl TokenClassificationModel {
                                 word_idx,
                             )
                         };
+                        let at = (sentence_idx as usize * width + position_idx) * classes;
+                        if let Some(row) = all_scores.get(at..at + classes) {
+                            token.scores = row.to_vec();
+                        }
                         example_tokens_map[feature.example_index].push(token);
                     }
                 }
@@ -1135,13 +1144,7 @@ impl TokenClassificationModel {
             word_index,
             offset: offsets.to_owned(),
             mask: sentence_tokens.mask[position_idx as usize],
-            scores: std::convert::TryFrom::try_from(
-                &score
-                    .get(sentence_idx)
-                    .get(position_idx)
-                    .to_kind(Kind::Double),
-            )
-            .unwrap_or_default(),
+            scores: Vec::new(),
         }
     }
 
