@@ -379,6 +379,9 @@ def parse_args(argv=None):
                     help="start from this trained token-classification model folder "
                          "(config.json + model.safetensors, e.g. models/conll03-minilm-ner) "
                          "instead of the base encoder with a new classifier")
+    ap.add_argument("--unfreeze-embeddings", action="store_true",
+                    help="train the word embeddings too (a measurement lever: the delta then "
+                         "holds them, ~23 MB more, and scripts/merge_ner.py does not take it)")
     ap.add_argument("--eval-only", action="store_true",
                     help="score the starting model (--init) on dev and exit")
     ap.add_argument("--average-last", type=int, default=0,
@@ -387,7 +390,8 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def export(model, base: Path, out: Path, metrics: dict, packing: dict) -> dict:
+def export(model, base: Path, out: Path, metrics: dict, packing: dict,
+           frozen_is_trained: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model.config.architectures = ["BertForTokenClassification"]
     # How gist feeds the model (src/engine/hf.rs, HfConfig::packing): as it was trained.
@@ -409,7 +413,7 @@ def export(model, base: Path, out: Path, metrics: dict, packing: dict) -> dict:
 
     sd = model.state_dict()
     delta = {k: v.detach().to(torch.float16).contiguous().clone()
-             for k, v in sd.items() if k != FROZEN}
+             for k, v in sd.items() if k != FROZEN or frozen_is_trained}
     save_file(delta, str(out / "delta.safetensors"),
               metadata={"format": "pt",
                         "gist": "delta over all-MiniLM-L6-v2; add "
@@ -434,7 +438,7 @@ def main(argv=None) -> int:
     config.update({
         "labels": LABELS,
         "label_first_subtoken_only": True,
-        "frozen": [FROZEN],
+        "frozen": [] if args.unfreeze_embeddings else [FROZEN],
         "optimizer": "AdamW (no decay on bias/LayerNorm)",
         "schedule": "linear decay with warmup",
         "batching": "length-bucketed (chunks of 50 batches sorted by length), shuffled batches",
@@ -520,10 +524,12 @@ def main(argv=None) -> int:
                 raise SystemExit(f"tensor {mk} differs from the base file")
     log(f"encoder weights verified: {n_checked} tensors against base model.safetensors")
 
-    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    if not args.unfreeze_embeddings:
+        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in model.parameters())
-    log(f"parameters: {n_all} total, {n_train} trainable ({FROZEN} frozen)")
+    log(f"parameters: {n_all} total, {n_train} trainable"
+        + ("" if args.unfreeze_embeddings else f" ({FROZEN} frozen)"))
 
     decay, no_decay = [], []
     for n, p in model.named_parameters():
@@ -619,7 +625,8 @@ def main(argv=None) -> int:
             history.append(averaged)
             history.append(dict(history[-2]))
 
-    assert torch.equal(frozen_before, model.bert.embeddings.word_embeddings.weight), \
+    assert args.unfreeze_embeddings or torch.equal(
+        frozen_before, model.bert.embeddings.word_embeddings.weight), \
         "frozen word embeddings changed"
     wall = time.time() - t_start
     final = history[-1]
@@ -633,7 +640,7 @@ def main(argv=None) -> int:
     }
     packing = ({"gist_pack_tokens": args.pack_tokens or 1,
                 "gist_context_tokens": args.context_tokens} if context else {})
-    res = export(model, base, Path(args.out), metrics, packing)
+    res = export(model, base, Path(args.out), metrics, packing, args.unfreeze_embeddings)
     log(f"exported to {args.out}: delta.safetensors {res['delta_bytes'] / 1e6:.2f} MB "
         f"({res['delta_tensors']} tensors); wall time {wall:.0f}s before export, "
         f"export {time.time() - t_start - wall:.1f}s")
