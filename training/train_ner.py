@@ -391,7 +391,7 @@ def parse_args(argv=None):
 
 
 def export(model, base: Path, out: Path, metrics: dict, packing: dict,
-           frozen_is_trained: bool = False) -> dict:
+           frozen: list[str]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model.config.architectures = ["BertForTokenClassification"]
     # How gist feeds the model (src/engine/hf.rs, HfConfig::packing): as it was trained.
@@ -413,12 +413,11 @@ def export(model, base: Path, out: Path, metrics: dict, packing: dict,
 
     sd = model.state_dict()
     delta = {k: v.detach().to(torch.float16).contiguous().clone()
-             for k, v in sd.items() if k != FROZEN or frozen_is_trained}
-    save_file(delta, str(out / "delta.safetensors"),
-              metadata={"format": "pt",
-                        "gist": "delta over all-MiniLM-L6-v2; add "
-                                "bert.embeddings.word_embeddings.weight from the base "
-                                "(scripts/merge_ner.py)"})
+             for k, v in sd.items() if k not in frozen}
+    note = ("delta over all-MiniLM-L6-v2; add " + ", ".join(frozen)
+            + " from the base (scripts/merge_ner.py)") if frozen else \
+        "every tensor of the model (embeddings trained; scripts/merge_ner.py does not take it)"
+    save_file(delta, str(out / "delta.safetensors"), metadata={"format": "pt", "gist": note})
     size = (out / "delta.safetensors").stat().st_size
     metrics["delta_safetensors_bytes"] = size
     metrics["delta_tensors"] = len(delta)
@@ -434,11 +433,13 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
 
+    # Tensors kept as the base's: left out of training, averaging and the delta.
+    frozen = [] if args.unfreeze_embeddings else [FROZEN]
     config = dict(vars(args))
     config.update({
         "labels": LABELS,
         "label_first_subtoken_only": True,
-        "frozen": [] if args.unfreeze_embeddings else [FROZEN],
+        "frozen": frozen,
         "optimizer": "AdamW (no decay on bias/LayerNorm)",
         "schedule": "linear decay with warmup",
         "batching": "length-bucketed (chunks of 50 batches sorted by length), shuffled batches",
@@ -518,18 +519,18 @@ def main(argv=None) -> int:
                 log(f"base tensor {k} has no counterpart in the task model (ignored)")
                 continue
             n_checked += 1
-            if args.init and mk != FROZEN:
+            if args.init and mk not in frozen:
                 continue  # a trained model differs from the base, except the frozen tensor
             if not torch.equal(sd[mk], t):
                 raise SystemExit(f"tensor {mk} differs from the base file")
     log(f"encoder weights verified: {n_checked} tensors against base model.safetensors")
 
-    if not args.unfreeze_embeddings:
-        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    params = dict(model.named_parameters())
+    for name in frozen:
+        params[name].requires_grad_(False)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in model.parameters())
-    log(f"parameters: {n_all} total, {n_train} trainable"
-        + ("" if args.unfreeze_embeddings else f" ({FROZEN} frozen)"))
+    log(f"parameters: {n_all} total, {n_train} trainable; frozen: {frozen or 'none'}")
 
     decay, no_decay = [], []
     for n, p in model.named_parameters():
@@ -556,7 +557,7 @@ def main(argv=None) -> int:
         print(ev["report"], flush=True)
         return 0
 
-    frozen_before = model.bert.embeddings.word_embeddings.weight.detach().clone()
+    frozen_before = {k: params[k].detach().clone() for k in frozen}
     history = []
     avg_sum, avg_n = None, 0
     step = 0
@@ -596,7 +597,7 @@ def main(argv=None) -> int:
             # The frozen embeddings are left out: averaging identical floats need not give
             # them back bit for bit, and the export relies on them being the base's.
             sd_now = {k: v.detach().clone().double() for k, v in model.state_dict().items()
-                      if k != FROZEN}
+                      if k not in frozen}
             if avg_sum is None:
                 avg_sum = sd_now
             else:
@@ -625,9 +626,8 @@ def main(argv=None) -> int:
             history.append(averaged)
             history.append(dict(history[-2]))
 
-    assert args.unfreeze_embeddings or torch.equal(
-        frozen_before, model.bert.embeddings.word_embeddings.weight), \
-        "frozen word embeddings changed"
+    assert all(torch.equal(frozen_before[k], params[k]) for k in frozen), \
+        "frozen tensors changed"
     wall = time.time() - t_start
     final = history[-1]
     metrics = {
@@ -640,7 +640,7 @@ def main(argv=None) -> int:
     }
     packing = ({"gist_pack_tokens": args.pack_tokens or 1,
                 "gist_context_tokens": args.context_tokens} if context else {})
-    res = export(model, base, Path(args.out), metrics, packing, args.unfreeze_embeddings)
+    res = export(model, base, Path(args.out), metrics, packing, frozen)
     log(f"exported to {args.out}: delta.safetensors {res['delta_bytes'] / 1e6:.2f} MB "
         f"({res['delta_tensors']} tensors); wall time {wall:.0f}s before export, "
         f"export {time.time() - t_start - wall:.1f}s")

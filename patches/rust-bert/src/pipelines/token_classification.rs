@@ -1024,7 +1024,11 @@ impl TokenClassificationModel {
                         if !(mask == Mask::Continuation) {
                             word_idx += 1;
                         }
-                        let mut token = {
+                        let at = (sentence_idx as usize * width + position_idx) * classes;
+                        let scores = all_scores
+                            .get(at..at + classes)
+                            .map_or_else(Vec::new, <[f64]>::to_vec);
+                        let token = {
                             self.decode_token(
                                 &original_chars,
                                 feature,
@@ -1034,12 +1038,9 @@ impl TokenClassificationModel {
                                 sentence_idx,
                                 position_idx as i64,
                                 word_idx,
+                                scores,
                             )
                         };
-                        let at = (sentence_idx as usize * width + position_idx) * classes;
-                        if let Some(row) = all_scores.get(at..at + classes) {
-                            token.scores = row.to_vec();
-                        }
                         example_tokens_map[feature.example_index].push(token);
                     }
                 }
@@ -1112,6 +1113,7 @@ impl TokenClassificationModel {
         sentence_idx: i64,
         position_idx: i64,
         word_index: u16,
+        scores: Vec<f64>,
     ) -> Token {
         let label_id = labels.int64_value(&[position_idx]);
         let token_id = input_tensor.int64_value(&[sentence_idx, position_idx]);
@@ -1144,7 +1146,7 @@ impl TokenClassificationModel {
             word_index,
             offset: offsets.to_owned(),
             mask: sentence_tokens.mask[position_idx as usize],
-            scores: Vec::new(),
+            scores,
         }
     }
 
