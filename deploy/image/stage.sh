@@ -67,7 +67,8 @@ done
 # Models: models.toml and the folders named by its `path` keys (other folders a developer
 # pulled stay out), without set-up stamps, and with only the weights the entry's runtime
 # reads: an ONNX entry keeps its one .onnx file (model.onnx for fp32, model.int8.onnx for
-# int8) and drops the torch weights; a libtorch entry drops the .onnx files.
+# int8) and the embedding tables both point into (model.onnx.data), and drops the torch
+# weights; a libtorch entry drops the ONNX files.
 python3 - "$models" "$out.tmp/models" <<'PY'
 import fnmatch, shutil, sys, tomllib
 from pathlib import Path
@@ -85,7 +86,7 @@ for section, spec in manifest.items():
         keep = "model.int8.onnx" if spec.get("precision", "fp32") == "int8" else "model.onnx"
         unused = TORCH + [f for f in ("model.onnx", "model.int8.onnx") if f != keep]
     else:
-        unused = ["*.onnx"]
+        unused = ["*.onnx", "*.onnx.data"]
     def ignore(_dir, names):
         return [n for n in names if n.startswith(".")
                 or any(fnmatch.fnmatch(n, pattern) for pattern in unused)]

@@ -12,6 +12,12 @@ Writes into --out:
   model.int8.onnx  with --int8: dynamic int8 quantization of the weight MatMuls by ONNX
                    Runtime's quantization tools, per channel, leaving the sensitive ones in
                    fp32 (see INT8 below and docs/onnx.md for the measurements).
+  model.onnx.data  the embedding tables (initializers only Gather reads), outside the
+                   protobuf as ONNX external data, 64 KiB-aligned; model.onnx and model.int8.onnx
+                   both point into it (quantization leaves Gather's tables in fp32, byte for
+                   byte). ONNX Runtime maps external data into memory instead of copying it, so
+                   only the rows of tokens a text uses are ever read in: with the default
+                   models `gist serve` holds about 85 MB less (docs/onnx.md, "Memory").
   tokenizer.json   the fast tokenizer (Hugging Face tokenizers) for the folder's vocabulary.
   export.json      what was done: versions, options, the nodes left in fp32, the check.
 
@@ -190,13 +196,86 @@ def quantize(args, fp32_path, config):
     path = fresh(os.path.join(args.out, "model.int8.onnx"))
     quantize_dynamic(fp32_path, path, weight_type=QuantType.QInt8, per_channel=args.per_channel,
                      reduce_range=args.reduce_range, op_types_to_quantize=op_types,
-                     nodes_to_exclude=excluded)
+                     nodes_to_exclude=excluded,
+                     # The fused graph's contrib operators defeat shape inference: their
+                     # outputs are float.
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     if args.optimize:
         os.remove(fp32_path)
     return path, {"per_channel": args.per_channel, "reduce_range": args.reduce_range,
                   "optimized": args.optimize,
                   "keep_fp32_patterns": keep, "quantized": len(quantized),
                   "left_fp32": excluded}
+
+
+# External data: ONNX Runtime maps a file's region into memory when its offset is a multiple
+# of the allocation granularity (the page size on Linux; 64 KiB on Windows, the larger).
+DATA = "model.onnx.data"
+ALIGN = 1 << 16
+
+
+# Where an embedding table is read: a Gather's data, or the word, position and segment
+# embeddings of ONNX Runtime's fused EmbedLayerNormalization (--optimize).
+TABLE_INPUTS = {"Gather": {0}, "EmbedLayerNormalization": {2, 3, 4}}
+
+
+def embedding_tables(graph):
+    """The 2-D initializers read only as embedding tables."""
+    uses = {}
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            uses.setdefault(name, []).append(i in TABLE_INPUTS.get(node.op_type, ()))
+    return [t for t in graph.initializer
+            if len(t.dims) == 2 and t.HasField("raw_data") and uses.get(t.name)
+            and all(uses[t.name])]
+
+
+def externalize(path, out, written=None):
+    """Move `path`'s embedding tables into `out`/model.onnx.data (ONNX external data) and
+    rewrite `path` to point at them. `written` (name -> (offset, length, bytes)) holds the
+    tables the data file already has: an identical table is pointed at, not written again
+    (the int8 file shares the fp32 file's tables). Returns the updated `written`."""
+    import onnx
+    from onnx.external_data_helper import set_external_data
+
+    model = onnx.load(path)
+    written = dict(written or {})
+    data_path = os.path.join(out, DATA)
+    tables = embedding_tables(model.graph)
+    new = [t for t in tables if t.name not in written or written[t.name][2] != t.raw_data]
+    if new or not written:
+        # A new file when nothing is in it yet (never written through a link to the cache).
+        with open(data_path if written else fresh(data_path), "ab" if written else "wb") as f:
+            for table in new:
+                offset = -(-f.tell() // ALIGN) * ALIGN
+                f.write(b"\0" * (offset - f.tell()))
+                f.write(table.raw_data)
+                written[table.name] = (offset, len(table.raw_data), table.raw_data)
+    for table in tables:
+        offset, length, _ = written[table.name]
+        set_external_data(table, location=DATA, offset=offset, length=length)
+        table.ClearField("raw_data")
+    onnx.save(model, fresh(path))
+    return written
+
+
+def tables_of(path, out):
+    """The tables `path` (already externalized) keeps in `out`/model.onnx.data, as
+    `externalize` returns them."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)
+    written = {}
+    if not os.path.exists(os.path.join(out, DATA)):  # an fp32 file from before (self-contained)
+        return written
+    with open(os.path.join(out, DATA), "rb") as f:
+        for table in model.graph.initializer:
+            info = {e.key: e.value for e in table.external_data}
+            if info.get("location") == DATA:
+                offset, length = int(info.get("offset", 0)), int(info["length"])
+                f.seek(offset)
+                written[table.name] = (offset, length, f.read(length))
+    return written
 
 
 def check(args, tokenizer, wrapper, paths):
@@ -250,6 +329,16 @@ def main(argv=None):
         paths["int8"] = int8
         record["files"]["int8"] = "model.int8.onnx"
         record["int8"] = recipe
+    # After quantizing (its tools read and write whole protobufs): the tables out of both.
+    written = None
+    if not args.quantize_only:
+        written = externalize(fp32, args.out)
+    if "int8" in paths:
+        if written is None:  # --quantize-only: the fp32 file's tables are in the data file
+            written = tables_of(fp32, args.out)
+        written = externalize(paths["int8"], args.out, written)
+    record["files"]["data"] = DATA
+    record["external_tables"] = sorted(written or {})
     if args.check:
         record["check"] = check(args, tokenizer, wrapper, paths)
     record["seconds"] = round(time.time() - started, 1)

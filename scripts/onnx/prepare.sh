@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares one model folder for gist's ONNX Runtime engine, cached by checksum:
 #   scripts/onnx/prepare.sh MODEL_DIR ner|embed [export.py options, e.g. --lower-case false]
-# puts model.onnx, model.int8.onnx and export.json into MODEL_DIR (and tokenizer.json when
+# puts model.onnx, model.int8.onnx, model.onnx.data (their embedding tables) and export.json into MODEL_DIR (and tokenizer.json when
 # the folder has none). The key is the SHA-256 of the folder's input files, the exporter,
 # its pins and the options; a known key links the files from
 # ${XDG_CACHE_HOME:-$HOME/.cache}/gist/onnx/KEY (no Python at all), an unknown one builds
@@ -56,7 +56,7 @@ if [ ! -f "$out/.complete" ]; then
 fi
 
 # Hard links where the cache and the folder share a file system, copies otherwise.
-for f in model.onnx model.int8.onnx export.json; do
+for f in model.onnx model.int8.onnx model.onnx.data export.json; do
   ln -f "$out/$f" "$dir/$f" 2>/dev/null || cp -f "$out/$f" "$dir/$f"
 done
 if [ ! -f "$dir/tokenizer.json" ] || [ -f "$dir/.tokenizer-from-export" ]; then

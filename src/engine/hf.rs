@@ -117,9 +117,10 @@ pub(crate) fn encoder_max_tokens(dir: &Path, config: &HfConfig) -> usize {
 }
 
 /// Weight files of every runtime; a model's version hashes only those its runtime reads.
-const WEIGHTS: [&str; 5] = [
+const WEIGHTS: [&str; 6] = [
     "model.onnx",
     "model.int8.onnx",
+    "model.onnx.data",
     "model.safetensors",
     "rust_model.ot",
     "pytorch_model.bin",
@@ -132,7 +133,10 @@ const WEIGHTS: [&str; 5] = [
 pub(crate) fn version(spec: &ModelSpec, runtime: Runtime) -> LoadResult<String> {
     use sha2::{Digest, Sha256};
     let read_by_runtime = |name: &str| match runtime {
-        Runtime::Onnx => spec.precision().onnx_file(Path::new("")) == Path::new(name),
+        Runtime::Onnx => {
+            spec.precision().onnx_file(Path::new("")) == Path::new(name)
+                || name == "model.onnx.data"
+        }
         Runtime::Libtorch => ["model.safetensors", "rust_model.ot"].contains(&name),
     };
     let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&spec.path)
@@ -227,6 +231,13 @@ mod tests {
         std::fs::write(dir.path().join("model.onnx"), "c").unwrap();
         let v2 = version(&spec, Runtime::Onnx).unwrap();
         assert_ne!(v2, v1);
+        // The embedding tables the .onnx files point into count for ONNX, not for libtorch.
+        let torch = version(&spec, Runtime::Libtorch).unwrap();
+        std::fs::write(dir.path().join("model.onnx.data"), "d").unwrap();
+        let v2b = version(&spec, Runtime::Onnx).unwrap();
+        assert_ne!(v2b, v2);
+        assert_eq!(version(&spec, Runtime::Libtorch).unwrap(), torch);
+        std::fs::remove_file(dir.path().join("model.onnx.data")).unwrap();
         // So do the other files, and the settings.
         std::fs::write(dir.path().join("config.json"), "{ }").unwrap();
         assert_ne!(version(&spec, Runtime::Onnx).unwrap(), v2);

@@ -42,7 +42,12 @@ fn export(dir: &Path, task: &str) {
         dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    for file in ["model.onnx", "model.int8.onnx", "tokenizer.json"] {
+    for file in [
+        "model.onnx",
+        "model.int8.onnx",
+        "model.onnx.data",
+        "tokenizer.json",
+    ] {
         assert!(dir.join(file).is_file(), "{file} missing after the export");
     }
 }
@@ -246,6 +251,14 @@ fn onnx_engine_says_what_it_cannot_do_and_what_is_missing() {
         tonic::Code::FailedPrecondition
     );
 
+    // The embedding tables live beside the graph (ONNX external data).
+    std::fs::remove_file(dir.path().join("model.onnx.data")).unwrap();
+    let err = onnx_load(&ner_manifest(spec.clone())).err().unwrap();
+    let chain = gist::error::error_chain(&err);
+    assert!(
+        chain.contains("tiny-ner") && chain.contains("model.onnx.data"),
+        "{chain}"
+    );
     std::fs::remove_file(dir.path().join("model.onnx")).unwrap();
     let err = onnx_load(&ner_manifest(spec.clone())).err().unwrap();
     let chain = gist::error::error_chain(&err);
@@ -453,6 +466,7 @@ fn models_import_for_onnx_exports_and_names_the_runtime_and_precision() {
     for file in [
         "model.onnx",
         "model.int8.onnx",
+        "model.onnx.data",
         "tokenizer.json",
         "vocab.txt",
     ] {

@@ -7,8 +7,10 @@
 //!
 //! A model folder holds what `scripts/onnx/export.py` (run by `make setup` and by
 //! `gist models import --runtime onnx`) writes beside the Hugging Face files: `model.onnx`
-//! (fp32) and `model.int8.onnx`. Sequence-to-sequence summarizers are not run here: they
-//! stay on rust-bert.
+//! (fp32) and `model.int8.onnx`, whose embedding tables both point into `model.onnx.data`
+//! (ONNX external data: ONNX Runtime maps the file instead of copying it, so only the rows
+//! of the tokens read are ever resident). Sequence-to-sequence summarizers are not run
+//! here: they stay on rust-bert.
 //!
 //! Everything ONNX Runtime-specific stays in this folder: the library and its environment,
 //! session settings (threads, spinning), and the conversion of its errors.
