@@ -42,15 +42,19 @@ impl HfConfig {
         })
     }
 
-    /// How a token classifier was trained to read its input: `gist_pack_tokens` and
+    /// How a token classifier reads its input: as it was trained, `gist_pack_tokens` and
     /// `gist_context_tokens` (written by `training/train_ner.py` for models trained with
-    /// document context); a model without them reads sentences packed as it always did.
-    pub fn packing(&self) -> Packing {
+    /// document context; a model without them reads sentences packed as it always did),
+    /// with the context the manifest entry asks for, if it names one.
+    pub fn packing(&self, spec: &ModelSpec) -> Packing {
         let key = |k: &str| self.json[k].as_u64().map(|n| n as usize);
         let default = Packing::default();
         Packing {
             pack: key("gist_pack_tokens").unwrap_or(default.pack).max(1),
-            context: key("gist_context_tokens").unwrap_or(default.context),
+            context: spec
+                .context_tokens
+                .or_else(|| key("gist_context_tokens"))
+                .unwrap_or(default.context),
         }
     }
 
@@ -152,10 +156,13 @@ pub(crate) fn version(spec: &ModelSpec, runtime: Runtime) -> LoadResult<String> 
     files.sort();
     let mut hash = Sha256::new();
     hash.update(format!(
-        "runtime={} precision={} lower_case={:?}\n",
+        "runtime={} precision={} lower_case={:?}{}\n",
         runtime.name(),
         spec.precision().name(),
-        spec.lower_case
+        spec.lower_case,
+        // Only when named, so the versions of entries without it stay what they were.
+        spec.context_tokens
+            .map_or(String::new(), |n| format!(" context_tokens={n}"))
     ));
     for (name, path) in files {
         hash.update(name.as_bytes());
@@ -194,6 +201,24 @@ mod tests {
             max_positions: None,
             json,
         }
+    }
+
+    #[test]
+    fn packing_is_the_trained_one_unless_the_manifest_names_a_context() {
+        let trained =
+            config(serde_json::json!({"gist_pack_tokens": 192, "gist_context_tokens": 64}));
+        let plain = ModelSpec::default();
+        let narrowed = ModelSpec {
+            context_tokens: Some(32),
+            ..ModelSpec::default()
+        };
+        let packing = |pack, context| Packing { pack, context };
+        assert_eq!(trained.packing(&plain), packing(192, 64));
+        assert_eq!(trained.packing(&narrowed), packing(192, 32));
+        // A model trained on lone sentences: packed as before, context only when asked.
+        let sentences = config(serde_json::json!({}));
+        assert_eq!(sentences.packing(&plain), Packing::default());
+        assert_eq!(sentences.packing(&narrowed).context, 32);
     }
 
     #[test]
@@ -243,6 +268,14 @@ mod tests {
         assert_ne!(version(&spec, Runtime::Onnx).unwrap(), v2);
         assert_ne!(
             version(&spec, Runtime::Libtorch).unwrap(),
+            version(&spec, Runtime::Onnx).unwrap()
+        );
+        let narrowed = ModelSpec {
+            context_tokens: Some(32),
+            ..spec.clone()
+        };
+        assert_ne!(
+            version(&narrowed, Runtime::Onnx).unwrap(),
             version(&spec, Runtime::Onnx).unwrap()
         );
     }

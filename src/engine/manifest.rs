@@ -10,6 +10,7 @@
 //! [ner]                           # optional token classifier
 //! name = "my-ner"
 //! path = "my-ner"
+//! context_tokens = 32             # document-context models: neighbours read on each side
 //!
 //! [summarizer]                    # optional BART / T5 / LongT5 / Pegasus / ProphetNet
 //! name = "distilbart-cnn-6-6"
@@ -65,6 +66,11 @@ pub struct ModelSpec {
     /// Serves the requests that name no model, when the role lists several.
     #[serde(default)]
     pub default: bool,
+    /// Token classifiers trained with document context: tokens of whole neighbouring
+    /// sentences read on each side of a piece (0: none); default: the `gist_context_tokens`
+    /// its config.json was trained with. Fewer is faster and can cost a little accuracy.
+    #[serde(default)]
+    pub context_tokens: Option<usize>,
 }
 
 impl ModelSpec {

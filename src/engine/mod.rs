@@ -7,7 +7,8 @@
 //! - [`models`]: [`Models`], the production engine: one model per [`Role`], each loaded by
 //!   the backend that runs it, and the per-role traits a backend implements.
 //! - [`tagging`] and [`embedding`]: the backend-neutral halves of NER and sentence
-//!   embedding (windows, length-sorted batches, word labels from sub-tokens, pooling).
+//!   embedding (windows, length-sorted batches, word labels from sub-tokens, pooling);
+//!   [`batches`] cuts their length-sorted rows into forward passes by cost.
 //! - [`manifest`]: `models/models.toml`, which models to load.
 //! - `rust_bert` (feature `libtorch`): the rust-bert backend: its runtime settings and errors.
 //! - `onnx` (feature `onnx`): the ONNX Runtime backend, for encoders and token classifiers.
@@ -17,6 +18,7 @@
 //! A new backend is one folder with the per-role traits, a [`manifest::Runtime`] and one
 //! arm in `load_model`.
 
+pub(crate) mod batches;
 pub(crate) mod embedding;
 pub mod fake;
 pub(crate) mod hf;

@@ -3,6 +3,7 @@
 //! of similar length share a forward pass, and each word takes the label of its first
 //! sub-token. Each piece reports only the words it keeps, so every word is tagged once.
 
+use super::batches::{plan, PASS_COST};
 use super::models::{SubToken, TokenClassifier};
 use super::Tagged;
 use crate::error::{Error, Result};
@@ -57,11 +58,14 @@ pub fn tag(model: &mut dyn TokenClassifier, texts: &[&str]) -> Result<Vec<Tagged
             }
         }
     }
-    // Pieces of similar length share a forward pass, so little of it is padding
-    // (requests batched together by the worker differ widely in length).
+    // Pieces of similar length share a forward pass, cut where padding would cost more
+    // than another pass (requests batched together by the worker differ widely in length).
     pieces.sort_by_key(|(_, piece)| piece.tokens);
     let mut words: Vec<Vec<WordTag>> = vec![Vec::new(); texts.len()];
-    for chunk in pieces.chunks(TAG_BATCH) {
+    // Each piece is its tokens plus [CLS] and [SEP] wide.
+    let widths: Vec<usize> = pieces.iter().map(|(_, piece)| piece.tokens + 2).collect();
+    for range in plan(&widths, TAG_BATCH, PASS_COST) {
+        let chunk = &pieces[range];
         let batch: Vec<&str> = chunk
             .iter()
             .map(|(t, p)| &texts[*t][p.bytes.clone()])

@@ -300,6 +300,7 @@ pub fn import(opts: &ImportOptions) -> Result<ImportReport> {
         runtime: (opts.runtime == Runtime::Onnx).then_some(Runtime::Onnx),
         precision: (opts.runtime == Runtime::Onnx).then_some(opts.precision),
         default: true,
+        context_tokens: None,
     };
     let onnx = match opts.runtime {
         Runtime::Onnx => Some(export_onnx(

@@ -35,7 +35,7 @@ impl Ner {
         let session = super::runtime::session(&file, settings)?;
         let inputs = GraphInputs::of(&session)?;
         let max_tokens = config.max_positions.unwrap_or(512);
-        let packing = config.packing();
+        let packing = config.packing(spec);
         let info = super::info(spec, config, max_tokens);
         Ok((
             Ner {

@@ -64,7 +64,7 @@ impl Ner {
         )?;
         let model = TokenClassificationModel::new(config)?;
         let max_tokens = hf.max_positions.unwrap_or(512);
-        let packing = hf.packing();
+        let packing = hf.packing(spec);
         let info = ModelInfo {
             name: spec.name.clone(),
             architecture: hf.model_type,
