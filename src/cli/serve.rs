@@ -17,7 +17,18 @@ pub(crate) fn spawn_worker(
     args: WorkerArgs,
     metrics: std::sync::Arc<Metrics>,
 ) -> Worker {
-    Worker::spawn(move || engine::load(&engine), args, metrics)
+    // What the load will bring, so ListModels says LOADING (then FAILED) from the start.
+    let expected = match engine.backend {
+        engine::Backend::Fake => Vec::new(),
+        _ => engine::manifest::Manifest::load(&engine.models)
+            .map(|m| {
+                m.iter()
+                    .map(|(role, spec)| (role, spec.name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    Worker::spawn_expecting(move || engine::load(&engine), expected, args, metrics)
 }
 
 /// A fresh registry with every task's queue.

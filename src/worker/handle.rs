@@ -10,7 +10,7 @@ use super::{
     thread, Board, Catalog, Done, Lane, ModelStatus, Reloads, Shared, Ticket, WorkerArgs,
     WorkerState,
 };
-use crate::engine::{Engine, EngineInfo};
+use crate::engine::{Engine, EngineInfo, Role};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::tasks::{Task, TaskJob};
@@ -39,6 +39,21 @@ impl Worker {
     where
         F: FnOnce() -> Result<Box<dyn Engine>> + Send + 'static,
     {
+        Worker::spawn_expecting(load, Vec::new(), args, metrics)
+    }
+
+    /// [`Worker::spawn`], naming the models `load` brings (role and name, from
+    /// models.toml): [`Worker::models`] lists them as loading until it ends, and as failed,
+    /// with the reason, when it fails.
+    pub fn spawn_expecting<F>(
+        load: F,
+        expected: Vec<(Role, String)>,
+        args: WorkerArgs,
+        metrics: Arc<Metrics>,
+    ) -> Worker
+    where
+        F: FnOnce() -> Result<Box<dyn Engine>> + Send + 'static,
+    {
         let args = WorkerArgs {
             queue_capacity: args.queue_capacity.max(1),
             max_batch: args.max_batch.max(1),
@@ -48,7 +63,10 @@ impl Worker {
         let shared = Arc::new(Shared {
             queues: Mutex::new(Board {
                 queues: Queues::default(),
-                catalog: Catalog::default(),
+                catalog: Catalog {
+                    loading: expected,
+                    ..Catalog::default()
+                },
                 reloads: Reloads::default(),
             }),
             wake: Condvar::new(),

@@ -40,6 +40,13 @@ where
         Err(err) => {
             let why = error_chain(&err);
             tracing::error!(cause = %why, "model loading failed");
+            {
+                let catalog = &mut shared.lock().catalog;
+                catalog.failed = std::mem::take(&mut catalog.loading)
+                    .into_iter()
+                    .map(|(role, name)| (role, name, why.clone()))
+                    .collect();
+            }
             state.0.send_replace(WorkerState::Failed(why));
             shared.close();
             return;

@@ -496,3 +496,86 @@ async fn sighup_reloads_under_load_without_dropping_a_call_and_memory_returns() 
         "RSS {rss_after} after the swap vs {rss_before} before (weights {weights})"
     );
 }
+
+/// ListModels during the first load: the manifest's models are LOADING until the load ends,
+/// and FAILED with the reason when it fails (it used to list nothing until then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_load_is_listed_as_loading_then_ready_or_failed() {
+    use gist::engine::{Engine, Role};
+    let expected = vec![
+        (Role::Encoder, "enc".to_string()),
+        (Role::Ner, "people".to_string()),
+    ];
+    let listed = |models: Vec<pb::ModelStatus>| -> Vec<(String, i32, String)> {
+        models
+            .into_iter()
+            .map(|m| (m.name, m.state, m.error))
+            .collect()
+    };
+
+    // A load held until the test lets it go.
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let worker = Worker::spawn_expecting(
+        move || {
+            wait.recv().unwrap();
+            Ok(Box::new(gist::engine::fake::FakeEngine::new()) as Box<dyn Engine>)
+        },
+        expected.clone(),
+        WorkerArgs::default(),
+        Metrics::new(&Task::names()),
+    );
+    let server = TestServer::start(worker.clone(), Limits::default()).await;
+    let mut client = ModelsClient::new(server.channel().await);
+    let during = client
+        .list_models(pb::ListModelsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .models;
+    let loading = pb::ModelState::Loading as i32;
+    assert_eq!(
+        listed(during),
+        vec![
+            ("enc".to_string(), loading, String::new()),
+            ("people".to_string(), loading, String::new()),
+        ]
+    );
+    go.send(()).unwrap();
+    worker.ready().await.unwrap();
+    let after = client
+        .list_models(pb::ListModelsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .models;
+    assert!(!after.is_empty());
+    assert!(
+        after
+            .iter()
+            .all(|m| m.state == pb::ModelState::Ready as i32),
+        "{after:?}"
+    );
+
+    // A load that fails: each expected model says why.
+    let worker = Worker::spawn_expecting(
+        || {
+            Err(gist::error::Error::Manifest {
+                path: "models/models.toml".into(),
+                reason: "no such file".into(),
+            })
+        },
+        expected,
+        WorkerArgs::default(),
+        Metrics::new(&Task::names()),
+    );
+    assert!(worker.ready().await.is_err());
+    let failed = worker.models();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    for m in &failed {
+        assert_eq!(m.state, ModelState::Failed, "{m:?}");
+        assert!(
+            m.error.as_deref().unwrap_or("").contains("no such file"),
+            "{m:?}"
+        );
+    }
+}
