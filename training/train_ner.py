@@ -436,6 +436,11 @@ def main(argv=None) -> int:
     # Tensors kept as the base's: left out of training, averaging and the delta.
     frozen = [] if args.unfreeze_embeddings else [FROZEN]
     config = dict(vars(args))
+    # Paths as the repository knows them (relative to its root), not this machine's.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for key in ("train", "dev", "base", "out", "init"):
+        if isinstance(config.get(key), str):
+            config[key] = os.path.relpath(os.path.abspath(config[key]), root)
     config.update({
         "labels": LABELS,
         "label_first_subtoken_only": True,
