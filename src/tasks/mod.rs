@@ -96,6 +96,17 @@ pub enum Job {
     Analyze(AnalyzeJob),
 }
 
+impl Job {
+    /// The summary settings of the tasks that summarize.
+    pub fn summary(&self) -> Option<&SummarizeJob> {
+        match self {
+            Job::Summarize(job) => Some(job),
+            Job::Analyze(job) => Some(&job.summarize),
+            Job::Entities(_) => None,
+        }
+    }
+}
+
 /// The result of any task.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {

@@ -286,6 +286,46 @@ async fn invalid_requests_get_invalid_argument_naming_field_and_limit() {
     );
 }
 
+/// ABSTRACTIVE from a named encoder contradicts itself: INVALID_ARGUMENT naming the model,
+/// not the "add a [summarizer]" answer of a server without one (this server has one).
+#[tokio::test]
+async fn abstractive_from_a_named_encoder_is_an_invalid_argument() {
+    let server = server(FakeEngine::new()).await;
+    let mut summarizer = SummarizerClient::new(server.channel().await);
+    let ask = |model: &str, mode: pb::SummaryMode| pb::SummarizeRequest {
+        mode: mode as i32,
+        model: model.into(),
+        ..summarize_req("Imran Khan met Li Keqiang. They spoke about trade.")
+    };
+    let status = summarizer
+        .summarize(ask("fake-encoder", pb::SummaryMode::Abstractive))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .starts_with("model: \"fake-encoder\" is a sentence encoder")
+            && status.message().contains("EXTRACTIVE")
+            && !status.message().contains("[summarizer]"),
+        "{}",
+        status.message()
+    );
+    // The same encoder for key points, and the summarizer for ABSTRACTIVE, are fine.
+    for (model, mode) in [
+        ("fake-encoder", pb::SummaryMode::Extractive),
+        ("fake-encoder", pb::SummaryMode::Auto),
+        ("fake-summarizer", pb::SummaryMode::Abstractive),
+    ] {
+        let summary = summarizer
+            .summarize(ask(model, mode))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(summary.model, model);
+    }
+}
+
 #[tokio::test]
 async fn missing_models_give_failed_precondition_and_unavailable() {
     let server = server(FakeEngine::encoder_only()).await;
