@@ -10,7 +10,9 @@
 //! 3. an acronym ("NIH", "U.N.") joins the entity written just before it with the acronym
 //!    in brackets ("National Institute of Health (NIH)"), else the one entity of the
 //!    document whose initials it is (capitalised words, hyphenated parts counted:
-//!    "China-Pakistan Economic Corridor" → CPEC; "of", "and", "the"… skipped).
+//!    "China-Pakistan Economic Corridor" → CPEC; "of", "and", "the"… skipped);
+//! 4. a name without digits joins the one mention that is it followed by a number
+//!    ("COVID" → "COVID-19"); with two such ("Apollo 11", "Apollo 13") it stays apart.
 //!
 //! A group's label is the majority label of its mentions (ties: its fullest mention's),
 //! its name its fullest mention (most characters; ties: the first). Salience, in [0, 1],
@@ -120,6 +122,28 @@ pub fn group(text: &str, entities: &[Entity]) -> Vec<Group> {
         });
         if let Some(j) = target {
             sets.join(i, j);
+        }
+    }
+
+    // 4. A bare name → its one numbered form ("COVID" → "COVID-19"), when the text has
+    // exactly one.
+    for (i, key) in keys.iter().enumerate() {
+        if key.is_empty() || key.chars().any(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let mut numbered: Vec<&str> = keys
+            .iter()
+            .filter(|k| {
+                k.strip_prefix(key.as_str())
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            })
+            .map(String::as_str)
+            .collect();
+        numbered.sort_unstable();
+        numbered.dedup();
+        if let [name] = numbered.as_slice() {
+            sets.join(i, first_of[name]);
         }
     }
 
@@ -392,6 +416,33 @@ mod tests {
         );
         assert_eq!(got.len(), 3, "{got:?}");
         assert!(got.iter().all(|(_, _, m)| m.len() == 2), "{got:?}");
+    }
+
+    #[test]
+    fn a_bare_name_joins_its_one_numbered_form() {
+        let text = "COVID-19 spread. The COVID vaccine. Another COVID wave.";
+        assert_eq!(
+            grouped(
+                text,
+                &[("COVID-19", "MISC"), ("COVID", "MISC"), ("COVID", "MISC")]
+            ),
+            vec![g("COVID-19", "MISC", &["COVID-19", "COVID", "COVID"])]
+        );
+        // Two numbered forms: which one "Apollo" means is not known.
+        let text = "Apollo 11 landed; Apollo 13 did not. Apollo ended in 1972.";
+        let groups = grouped(
+            text,
+            &[
+                ("Apollo 11", "MISC"),
+                ("Apollo 13", "MISC"),
+                ("Apollo", "MISC"),
+            ],
+        );
+        assert_eq!(groups.len(), 3, "{groups:?}");
+        // Only a number after the name: "Pakistan" is not "Pakistan-China".
+        let text = "Pakistan-China ties. Pakistan agreed.";
+        let groups = grouped(text, &[("Pakistan-China", "LOC"), ("Pakistan", "LOC")]);
+        assert_eq!(groups.len(), 2, "{groups:?}");
     }
 
     #[test]
