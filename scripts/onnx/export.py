@@ -243,9 +243,11 @@ def externalize(path, out, written=None):
     data_path = os.path.join(out, DATA)
     tables = embedding_tables(model.graph)
     new = [t for t in tables if t.name not in written or written[t.name][2] != t.raw_data]
-    if new or not written:
-        # A new file when nothing is in it yet (never written through a link to the cache).
-        with open(data_path if written else fresh(data_path), "ab" if written else "wb") as f:
+    if not written:
+        # A new file (never written through a link to the cache), even when empty.
+        open(fresh(data_path), "wb").close()
+    if new:
+        with open(data_path, "ab") as f:
             for table in new:
                 offset = -(-f.tell() // ALIGN) * ALIGN
                 f.write(b"\0" * (offset - f.tell()))

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::manifest::{ModelSpec, Runtime};
+use super::manifest::{ModelSpec, Precision, Runtime};
 use super::tagging::Packing;
 
 /// What loading a model can fail with, before it becomes [`crate::Error::ModelLoad`].
@@ -124,7 +124,7 @@ pub(crate) fn encoder_max_tokens(dir: &Path, config: &HfConfig) -> usize {
 const WEIGHTS: [&str; 6] = [
     "model.onnx",
     "model.int8.onnx",
-    "model.onnx.data",
+    Precision::DATA_FILE,
     "model.safetensors",
     "rust_model.ot",
     "pytorch_model.bin",
@@ -139,7 +139,7 @@ pub(crate) fn version(spec: &ModelSpec, runtime: Runtime) -> LoadResult<String> 
     let read_by_runtime = |name: &str| match runtime {
         Runtime::Onnx => {
             spec.precision().onnx_file(Path::new("")) == Path::new(name)
-                || name == "model.onnx.data"
+                || name == Precision::DATA_FILE
         }
         Runtime::Libtorch => ["model.safetensors", "rust_model.ot"].contains(&name),
     };

@@ -130,6 +130,10 @@ impl Precision {
         }
     }
 
+    /// The file both precisions' ONNX files keep their embedding tables in (ONNX external
+    /// data, written by `scripts/onnx/export.py`).
+    pub const DATA_FILE: &'static str = "model.onnx.data";
+
     /// The ONNX file of this precision in a model folder.
     pub fn onnx_file(self, dir: &Path) -> PathBuf {
         dir.join(match self {

@@ -96,17 +96,6 @@ pub enum Job {
     Analyze(AnalyzeJob),
 }
 
-impl Job {
-    /// The summary settings of the tasks that summarize.
-    pub fn summary(&self) -> Option<&SummarizeJob> {
-        match self {
-            Job::Summarize(job) => Some(job),
-            Job::Analyze(job) => Some(&job.summarize),
-            Job::Entities(_) => None,
-        }
-    }
-}
-
 /// The result of any task.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
@@ -119,6 +108,33 @@ pub enum Output {
 }
 
 impl Job {
+    /// Refuse the job at once when the models picked for it (`info`, with the model the
+    /// request named, if any, as `named`) cannot run it: its task's own check, and an
+    /// ABSTRACTIVE summary from a named encoder, which contradicts itself (naming an
+    /// encoder asks for its key points) rather than lacking a model on the server.
+    ///
+    /// # Errors
+    /// [`Error::ModelMissing`]; [`Error::InvalidArgument`] for `model`.
+    pub fn admit(&self, info: &EngineInfo, named: Option<&str>) -> Result<()> {
+        self.task().admit(info)?;
+        let summary = match self {
+            Job::Summarize(job) => Some(job),
+            Job::Analyze(job) => Some(&job.summarize),
+            Job::Entities(_) => None,
+        };
+        if let (Some(name), Some(summary)) = (named, summary) {
+            if summary.mode == Mode::Abstractive && !info.has(Role::Summarizer) {
+                return Err(Error::invalid(
+                    "model",
+                    format!(
+                        "{name:?} is a sentence encoder, for EXTRACTIVE key points; ABSTRACTIVE needs a summarizer: name one, or no model for the default, or ask for EXTRACTIVE / AUTO"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The job's task.
     pub fn task(&self) -> Task {
         match self {

@@ -13,7 +13,6 @@ use super::{
 use crate::engine::{Engine, EngineInfo, Role};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::tasks::summarize::Mode;
 use crate::tasks::{Task, TaskJob};
 
 /// Closes the queues when the last [`Worker`] handle is dropped, so the thread finishes
@@ -259,20 +258,9 @@ impl Worker {
         let lane = pending.lane;
         let mut board = self.shared.lock();
         let info = board.catalog.pick(task, model)?;
-        task.admit(&info)?;
-        if let (Some(choice), Some(summary)) = (model, pending.job.summary()) {
-            // Naming an encoder asks for its key points: an ABSTRACTIVE summary from it is
-            // a contradiction in the request, not a model missing from the server.
-            if summary.mode == Mode::Abstractive && !info.has(Role::Summarizer) {
-                return Err(Error::invalid(
-                    "model",
-                    format!(
-                        "{:?} is a sentence encoder, for EXTRACTIVE key points; ABSTRACTIVE needs a summarizer: name one, or no model for the default, or ask for EXTRACTIVE / AUTO",
-                        choice.name
-                    ),
-                ));
-            }
-        }
+        pending
+            .job
+            .admit(&info, model.map(|choice| choice.name.as_str()))?;
         pending.pick = info.pick();
         let q = &mut board.queues;
         if q.closed {
