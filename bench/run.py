@@ -78,7 +78,7 @@ def settings(quick):
     return dict(
         ner_models=["default", "random-bert-base"], ner_words=[200, 800, 3000],
         ner_conc=[1, 8], ner_seconds=10.0, ner_warmup=2.0, ner_calls=2,
-        gen_shape="distilbart-cnn-6-6", gen_beams=[1, 4], gen_length=60, gen_repeats=3,
+        gen_shape="distilbart-cnn-6-6", gen_beams=[1, 4], gen_length=60, gen_repeats=7,
         gen_bytes=510,
         kp_articles=30, kp_words=[300, 600, 900],
         fake_conc=[1, 8, 64], fake_seconds=10.0, curve_conc=[1, 2, 4, 8, 16, 32],

@@ -3,7 +3,9 @@ use std::f64::consts::PI;
 use tch::Tensor;
 
 pub fn _gelu(x: &Tensor) -> Tensor {
-    x * 0.5 * (1.0 + (x / ((2.0_f64).sqrt())).erf())
+    // gist patch (PATCH.md): libtorch's fused GELU (the erf form, as `torch.nn.functional.gelu`)
+    // instead of five element-wise passes.
+    x.gelu("none")
 }
 
 pub fn _relu(x: &Tensor) -> Tensor {

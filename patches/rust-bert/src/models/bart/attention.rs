@@ -212,6 +212,32 @@ impl BartAttention {
             return (attention.0, attention.1, new_layer_state);
         }
 
+        // gist patch (PATCH.md): attention over a whole sequence (the encoder's, or a
+        // decoder without cache) runs as libtorch's fused `scaled_dot_product_attention`, as
+        // transformers' BartSdpaAttention does: the query is already scaled, so the scale is
+        // 1, and the mask is added inside the kernel instead of in a pass of its own.
+        if let (Some(mask), false, false, true) = (
+            attention_mask,
+            self.output_attentions,
+            train,
+            target_length > 1,
+        ) {
+            let query_states = self._shape(query_states, target_length, bs);
+            let attention_output = Tensor::scaled_dot_product_attention(
+                &query_states,
+                &key_states,
+                &value_states,
+                Some(mask),
+                0.0,
+                false,
+                1.0,
+            )
+            .transpose(1, 2)
+            .reshape([bs, target_length, embed_dim])
+            .apply(&self.out_proj);
+            return (attention_output, None, new_layer_state);
+        }
+
         let proj_shape = [bs * self.num_heads, -1, self.head_dim];
         let query_states = self
             ._shape(query_states, target_length, bs)

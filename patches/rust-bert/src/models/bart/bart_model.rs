@@ -1010,6 +1010,7 @@ impl BartGenerator {
             generate_config.kind,
             device,
         )?;
+        lay_out_for_decoding(&var_store);
 
         let bos_token_id = Some(config.bos_token_id.unwrap_or(0));
         let eos_token_ids = Some(match config.eos_token_id {
@@ -1230,4 +1231,27 @@ mod test {
 
         let _: Box<dyn Send> = Box::new(BartModel::new(vs.root(), &config));
     }
+}
+
+/// gist patch (PATCH.md): lays out the largest weights that every decoding step reads for
+/// products with a handful of rows. `linear` multiplies by the transpose of its `[out, in]`
+/// weight; stored as the transpose of a contiguous `[in, out]` tensor, that product is a
+/// plain row-major one for MKL, which reads it at close to memory bandwidth, where the
+/// usual layout takes a small-matrix kernel about twice as slow with 4 rows (4 beams). The
+/// shapes and values are the same: only the strides change. The shared token embedding is
+/// the output projection's weight (50k rows); the decoder's feed-forward weights are the
+/// next largest. Looking up the embedding rows now reads strided memory, about 3 ms more
+/// for a 500-token input.
+fn lay_out_for_decoding(var_store: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (name, mut tensor) in var_store.variables() {
+            let per_step = name == "model.shared.weight"
+                || (name.starts_with("model.decoder.layers.")
+                    && (name.ends_with(".fc1.weight") || name.ends_with(".fc2.weight")));
+            if per_step && tensor.dim() == 2 {
+                let laid_out = tensor.tr().contiguous().tr();
+                tensor.set_data(&laid_out);
+            }
+        }
+    });
 }
