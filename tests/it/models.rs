@@ -332,6 +332,46 @@ fn broken_model_folders_fail_with_the_reason() {
     assert!(gist::error::error_chain(&err).contains("\"gpt2\" are not supported"));
 }
 
+/// rust-bert reads a model.safetensors one tensor at a time (patches/rust-bert, PATCH.md,
+/// "Loading"). A file cut short, or one without a tensor the model has, fails naming the
+/// file and what is wrong; it never leaves a variable with its random initial values.
+#[test]
+fn safetensors_cut_short_or_missing_a_tensor_fail_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = crate::common::tiny_ner(dir.path(), Some("B-PER"));
+    let file = dir.path().join("model.safetensors");
+    let whole = std::fs::read(&file).unwrap();
+    let load = || {
+        gist::engine::rust_bert::load(
+            &Manifest::one(Role::Ner, spec.clone()),
+            &crate::common::cpu(),
+        )
+        .map(|_| ())
+        .map_err(|e| gist::error::error_chain(&e))
+    };
+    load().expect("the whole file loads");
+
+    std::fs::write(&file, &whole[..whole.len() - 100]).unwrap();
+    let chain = load().expect_err("a file cut short");
+    assert!(
+        chain.contains("model.safetensors") && chain.contains("within the file"),
+        "{chain}"
+    );
+
+    std::fs::write(&file, &whole).unwrap();
+    let kept: Vec<(String, tch::Tensor)> = tch::Tensor::read_safetensors(&file)
+        .unwrap()
+        .into_iter()
+        .filter(|(name, _)| name != "classifier.bias")
+        .collect();
+    tch::Tensor::write_safetensors(&kept, &file).unwrap();
+    let chain = load().expect_err("a file without classifier.bias");
+    assert!(
+        chain.contains("classifier.bias") && chain.contains("model.safetensors"),
+        "{chain}"
+    );
+}
+
 /// 5,000 words with no sentence punctuation: one overlong "sentence" that must be cut into
 /// overlapping windows. Every word is reported exactly once, in order, with exact offsets.
 #[test]

@@ -287,7 +287,8 @@ impl MaskedLanguageOption {
                 "Masked Language is not implemented for {model_type:?}!",
             ))),
         }?;
-        var_store.load(weights_path)?;
+        // gist patch (PATCH.md): safetensors are read one tensor at a time.
+        crate::resources::load_var_store(&mut var_store, &weights_path)?;
         cast_var_store(&mut var_store, config.kind, device);
         Ok(model)
     }

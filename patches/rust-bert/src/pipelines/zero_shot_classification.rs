@@ -405,7 +405,8 @@ impl ZeroShotClassificationOption {
                 "Zero shot classification not implemented for {model_type:?}!",
             ))),
         }?;
-        var_store.load(weights_path)?;
+        // gist patch (PATCH.md): safetensors are read one tensor at a time.
+        crate::resources::load_var_store(&mut var_store, &weights_path)?;
         cast_var_store(&mut var_store, config.kind, device);
         Ok(model)
     }
