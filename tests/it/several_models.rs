@@ -525,13 +525,8 @@ async fn the_first_load_is_listed_as_loading_then_ready_or_failed() {
         Metrics::new(&Task::names()),
     );
     let server = TestServer::start(worker.clone(), Limits::default()).await;
-    let mut client = ModelsClient::new(server.channel().await);
-    let during = client
-        .list_models(pb::ListModelsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .models;
+    let channel = server.channel().await;
+    let during = list(&channel).await;
     let loading = pb::ModelState::Loading as i32;
     assert_eq!(
         listed(during),
@@ -542,12 +537,7 @@ async fn the_first_load_is_listed_as_loading_then_ready_or_failed() {
     );
     go.send(()).unwrap();
     worker.ready().await.unwrap();
-    let after = client
-        .list_models(pb::ListModelsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .models;
+    let after = list(&channel).await;
     assert!(!after.is_empty());
     assert!(
         after
